@@ -1,0 +1,47 @@
+# Deep Generative Models, an executable course.
+#
+#   make book   install what is needed, build the book with every chapter executed
+#   make test   install what is needed, run the whole test suite
+#
+# Both install uv if it is missing (from PyPI, into the user's environment), then the locked
+# environment (pyproject.toml + uv.lock) into .venv.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null)
+ifeq ($(strip $(UV)),)
+UV := $(PYTHON) -m uv
+endif
+# Use the Python that runs make; never let uv fetch an interpreter from the network.
+export UV_PYTHON_DOWNLOADS := never
+ASSIGNMENTS := $(notdir $(wildcard solutions/*))
+
+.PHONY: book test install uv release benchmarks clean
+
+uv:
+	@$(UV) --version >/dev/null 2>&1 || { \
+	  echo "uv not found: installing it from PyPI into the user environment"; \
+	  $(PYTHON) -m pip install --user --quiet uv \
+	  || $(PYTHON) -m pip install --user --quiet --break-system-packages uv; }
+
+install: uv
+	$(UV) sync --locked --python $(PYTHON)
+
+book: install
+	$(UV) run jb build . -W -n --keep-going
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test: install
+	$(UV) run pytest --durations=15
+
+# Regenerate the student notebooks in notebooks/ from the instructor versions in solutions/.
+release: install
+	@set -e; for a in $(ASSIGNMENTS); do \
+	  $(UV) run nbgrader generate_assignment $$a --force; done; rm -f gradebook.db
+
+benchmarks: install
+	$(UV) run python benchmarks/chapter_times.py
+	$(UV) run python benchmarks/autograde_times.py
+
+clean:
+	rm -rf _build .pytest_cache

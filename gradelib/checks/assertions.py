@@ -1,0 +1,193 @@
+"""The machinery every autograder check uses.
+
+A check runs the student's function on seeded inputs, converts what it returned into a
+plain ``torch.Tensor`` of dtype float64 (never trusting the returned object's own
+``__eq__``, ``__float__`` or tensor subclass), compares it with the reference under stated
+tolerances, and raises an :class:`AssertionError` whose message names the function, the
+inputs, what was expected, what was returned and a hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "fail",
+    "to_float64",
+    "call_student",
+    "assert_shape",
+    "assert_close",
+    "forbid_autograd",
+]
+
+
+def fail(function: str, problem: str, hint: str | None = None) -> None:
+    """Raise the AssertionError every check uses: ``"<function>: <problem> Hint: <hint>"``."""
+    message = f"{function}: {problem}"
+    if hint:
+        message += f"\nHint: {hint}"
+    raise AssertionError(message)
+
+
+def to_float64(value: object, *, function: str, what: str = "the return value") -> torch.Tensor:
+    """Convert a returned value to a fresh, plain ``torch.Tensor`` of dtype float64 on the CPU.
+
+    Accepts ``torch.Tensor`` (any subclass is stripped to the base class without running
+    the subclass's ``__torch_function__``), NumPy arrays and scalars, and Python ``int`` /
+    ``float`` of exact type. Anything else (lists, objects with a custom ``__eq__``,
+    ``bool``) fails the check with a message naming ``function``.
+    """
+    if isinstance(value, torch.Tensor):
+        with torch._C.DisableTorchFunction():
+            plain = torch.Tensor.as_subclass(value, torch.Tensor)
+            plain = torch.Tensor.detach(plain)
+            if plain.is_complex():
+                fail(function, f"{what} is a complex tensor ({plain.dtype}); expected real numbers.")
+            result = torch.Tensor.to(plain, device="cpu", dtype=torch.float64, copy=True)
+    elif type(value) is np.ndarray or isinstance(value, np.generic):
+        array = np.asarray(value)
+        if array.dtype.kind not in "iuf":
+            fail(function, f"{what} is a NumPy array of dtype {array.dtype}; expected numbers.")
+        result = torch.from_numpy(np.array(array, dtype=np.float64, copy=True))
+    elif type(value) in (int, float):
+        result = torch.tensor(float(value), dtype=torch.float64)
+    else:
+        fail(
+            function,
+            f"{what} has type {type(value).__module__}.{type(value).__qualname__}; "
+            "expected a torch.Tensor.",
+            "Return the tensor you computed (not a list, a string or a wrapper object).",
+        )
+    assert type(result) is torch.Tensor and result.dtype == torch.float64  # noqa: S101
+    return result
+
+
+def call_student(function: str, fn: Callable, *args, **kwargs):
+    """Call the student's ``fn``; turn any exception into a check failure that names it."""
+    if not callable(fn):
+        fail(function, f"expected a function, got {type(fn).__name__}.")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        fail(function, "raised NotImplementedError.", "Replace `raise NotImplementedError()` "
+             "with your implementation.")
+    except AssertionError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any student error becomes a clear failure
+        fail(function, f"raised {type(error).__name__}: {error}")
+
+
+def assert_shape(
+    actual: torch.Tensor, expected: Sequence[int], *, function: str, call: str, hint: str | None = None
+) -> None:
+    """Fail unless ``actual.shape == expected`` exactly (no broadcasting allowed)."""
+    if tuple(actual.shape) != tuple(expected):
+        fail(
+            function,
+            f"{call} returned shape {tuple(actual.shape)}; expected {tuple(expected)}.",
+            hint,
+        )
+
+
+def _short(t: torch.Tensor) -> str:
+    if t.numel() == 1:
+        return f"{t.item():.8g}"
+    flat = t.flatten()
+    head = ", ".join(f"{v:.6g}" for v in flat[:4].tolist())
+    return f"tensor of shape {tuple(t.shape)} starting [{head}{', ...' if flat.numel() > 4 else ''}]"
+
+
+def assert_close(
+    actual: object,
+    expected: torch.Tensor,
+    *,
+    function: str,
+    call: str,
+    rtol: float,
+    atol: float,
+    hint: str | None = None,
+    known_mistakes: Mapping[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Fail unless ``actual`` equals ``expected`` elementwise within ``atol + rtol * |expected|``.
+
+    ``actual`` is converted with :func:`to_float64` first, its shape must equal
+    ``expected.shape`` exactly, and NaN or infinity never matches. ``known_mistakes`` maps a
+    hint to the value a typical mistake produces; when the returned value matches one
+    (within the same tolerances), that hint replaces the generic ``hint``. Returns the
+    converted tensor.
+    """
+    got = to_float64(actual, function=function)
+    want = to_float64(expected, function="reference")
+    for mistake_hint, mistake in (known_mistakes or {}).items():
+        wrong = to_float64(mistake, function="reference")
+        if wrong.shape == got.shape and bool(
+            ((got - wrong).abs() <= atol + rtol * wrong.abs()).all()
+        ):
+            hint = mistake_hint
+            break
+    assert_shape(got, want.shape, function=function, call=call, hint=hint)
+    if not bool(torch.isfinite(got).all()):
+        fail(function, f"{call} returned non-finite values: {_short(got)}.", hint)
+    error = (got - want).abs()
+    allowed = atol + rtol * want.abs()
+    if bool((error > allowed).any()):
+        worst = int(torch.argmax(error - allowed))
+        fail(
+            function,
+            f"{call} returned {_short(got)}; expected {_short(want)} "
+            f"(largest error {error.flatten()[worst].item():.3g} at flat index {worst}; "
+            f"tolerance atol={atol:g}, rtol={rtol:g}).",
+            hint,
+        )
+    return got
+
+
+_AUTOGRAD_ENTRY_POINTS = [
+    (torch.autograd, "grad"),
+    (torch.autograd, "backward"),
+    (torch.Tensor, "backward"),
+    (torch.autograd.functional, "jacobian"),
+    (torch.autograd.functional, "hessian"),
+    (torch.autograd.functional, "vjp"),
+    (torch.autograd.functional, "jvp"),
+    (torch.func, "grad"),
+    (torch.func, "grad_and_value"),
+    (torch.func, "jacrev"),
+    (torch.func, "jacfwd"),
+    (torch.func, "hessian"),
+    (torch.func, "vjp"),
+    (torch.func, "jvp"),
+]
+
+
+@contextlib.contextmanager
+def forbid_autograd(function: str) -> Iterator[None]:
+    """Fail the check if the code inside calls torch's automatic differentiation.
+
+    Used where the assignment asks for a derivative written by hand. Autograd is switched
+    off with :func:`torch.no_grad` and torch's autograd entry points are replaced by a
+    function that fails the check, for the duration of the block only.
+    """
+
+    def refuse(*_args, **_kwargs):
+        fail(
+            function,
+            "called torch's automatic differentiation; this function must compute the "
+            "derivative from your own formula.",
+            "Differentiate L(w1, w2) by hand and code the resulting expressions.",
+        )
+
+    saved = [(owner, name, getattr(owner, name)) for owner, name in _AUTOGRAD_ENTRY_POINTS]
+    try:
+        for owner, name, _ in saved:
+            setattr(owner, name, refuse)
+        with torch.no_grad():
+            yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
