@@ -16,7 +16,7 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: book test install uv release benchmarks clean
+.PHONY: book test install uv browser release benchmarks clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || { \
@@ -27,11 +27,24 @@ uv:
 install: uv
 	$(UV) sync --locked --python $(PYTHON)
 
+# The browser test drives Debian's chromium (no browser download). Install it where apt-get
+# is available to us; elsewhere the browser test reports itself as skipped with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "could not install chromium: the browser test will be skipped"; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "could not install chromium: the browser test will be skipped"; \
+	  else echo "no chromium and no apt-get as root: the browser test will be skipped"; fi; }
+
 book: install
 	$(UV) run jb build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-test: install
+test: install browser
 	$(UV) run pytest --durations=15
 
 # Regenerate the student notebooks in notebooks/ from the instructor versions in solutions/.

@@ -33,3 +33,32 @@ def run(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.Complete
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+def toc_pages() -> list[str]:
+    """The book's pages in _toc.yml order, e.g. ``["book/intro", "book/autoencoders"]``."""
+    import yaml
+
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Build the book once per session, executed, warnings as errors; yield the HTML folder.
+
+    The result (return code and log) is checked by tests/test_book.py; other tests that
+    need the HTML (the browser test) use the folder and skip if the build failed. Setting
+    ``BOOK_PATH_OUTPUT`` to the ``--path-output`` of an existing build reuses it (for
+    iterating locally; CI never sets it).
+    """
+    prebuilt = os.environ.get("BOOK_PATH_OUTPUT")
+    if prebuilt:  # for iterating on the browser test: `jb build . --path-output $BOOK_PATH_OUTPUT` first
+        html = Path(prebuilt) / "_build" / "html"
+        return {"html": html, "returncode": 0 if (html / "index.html").exists() else 1,
+                "log": f"BOOK_PATH_OUTPUT={prebuilt} has no built book"}
+    out = tmp_path_factory.mktemp("book")
+    result = run(["jb", "build", str(REPO), "--path-output", str(out), "-W", "-n",
+                  "--keep-going"], cwd=REPO, timeout=3600)
+    return {"html": out / "_build" / "html", "returncode": result.returncode,
+            "log": result.stdout + result.stderr}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -9,6 +11,7 @@ from torch import nn
 from gradelib import autoencoders as ref
 from gradelib.checks import hw1_autoencoders as checks
 from gradelib.checks.assertions import to_float64
+from gradelib.data import load_mnist
 
 
 class AlwaysEqual:
@@ -374,6 +377,17 @@ def test_train_check_rejects(trainer, model, message):
 
 
 def test_train_check_enforces_time_budget(monkeypatch):
-    monkeypatch.setattr(checks, "TRAINING_TIME_BUDGET_S", 0.0)
-    with pytest.raises(AssertionError, match=r"took .* s; the budget is 0 s"):
+    monkeypatch.setattr(checks, "training_time_budget", lambda images: 0.0)
+    with pytest.raises(AssertionError, match=r"took .* s; the budget on this machine is 0 s"):
         checks.check_train_autoencoder(_one_step_per_epoch, ref.Autoencoder)
+
+
+def test_time_budget_grows_with_the_machines_load(monkeypatch):
+    images, _ = load_mnist("train")
+    assert checks.training_time_budget(images) >= checks.TRAINING_TIME_BUDGET_S
+    # where one reference epoch takes 100 s, the budget is factor * epochs * 100 s
+    clock = iter([0.0, 100.0])
+    monkeypatch.setattr(checks, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(checks.reference, "train_autoencoder", lambda *args, **kwargs: [0.0])
+    expected = checks.TRAINING_TIME_FACTOR * checks.TRAINING_EPOCHS * 100.0
+    assert checks.training_time_budget(images) == expected
