@@ -44,8 +44,11 @@ book: install
 	$(UV) run jb build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
+# The suite runs on both cores: two pytest workers, each process (and every notebook kernel
+# it starts) limited to one torch/OpenMP thread, so the workers do not oversubscribe the CPU.
+TEST_WORKERS ?= 2
 test: install browser
-	$(UV) run pytest --durations=15
+	OMP_NUM_THREADS=1 $(UV) run pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 # Regenerate the student notebooks in notebooks/ from the instructor versions in solutions/.
 release: install

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import toc_pages
+
+# The built book is a session fixture: keep every test that uses it on one worker.
+pytestmark = pytest.mark.xdist_group("book")
 
 
 def test_book_builds_executed_without_warnings(built_book):

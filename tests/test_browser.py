@@ -30,6 +30,9 @@ CHROMIUM_FLAGS = [
 ]
 SCREENSHOTS = REPO / "_build" / "screenshots"
 
+# The built book is a session fixture: keep every test that uses it on one worker.
+pytestmark = pytest.mark.xdist_group("book")
+
 
 def _chromium() -> str | None:
     for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
