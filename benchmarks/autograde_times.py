@@ -3,7 +3,9 @@
 For each assignment, a temporary course directory receives the generated release and one
 submission (the solution notebook); ``nbgrader autograde`` is timed end to end (start-up,
 kernel, every cell including hidden tests). Prints a table and writes
-``benchmarks/results/autograde_times.json``.
+``benchmarks/results/autograde_times.json`` with the core count, ``OMP_NUM_THREADS`` (the
+kernels inherit it) and the load average when measuring: on a busy 2-core machine, torch's
+default two threads per kernel oversubscribe the CPU and grading slows several-fold.
 
 Usage: ``uv run python benchmarks/autograde_times.py [assignment ...]`` (default: all).
 """
@@ -46,7 +48,9 @@ def autograde_seconds(assignment: str) -> float:
 def main(assignments: list[str]) -> None:
     assignments = assignments or sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
     record = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    record["machine"] = {"cpus": os.cpu_count()}
+    record["machine"] = {"cpus": os.cpu_count(),
+                         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
+                         "load_average_1min": round(os.getloadavg()[0], 2)}
     for assignment in assignments:
         seconds = autograde_seconds(assignment)
         record.setdefault("seconds_per_submission", {})[assignment] = round(seconds, 1)

@@ -37,6 +37,7 @@ def main(chapters: list[str]) -> None:
     chapters = chapters or sorted(p.stem for p in (REPO / "book").glob("*.md") if p.stem != "intro")
     record = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     record["machine"] = {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                         "load_average_1min": round(os.getloadavg()[0], 2),
                          "python": platform.python_version(), "torch": torch.__version__}
     for chapter in chapters:
         seconds = execute(chapter)
