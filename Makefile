@@ -48,7 +48,7 @@ book: install
 # it starts) limited to one torch/OpenMP thread, so the workers do not oversubscribe the CPU.
 TEST_WORKERS ?= 2
 test: install browser
-	OMP_NUM_THREADS=1 $(UV) run pytest -n $(TEST_WORKERS) --dist loadgroup --durations=20
+	OMP_NUM_THREADS=1 $(UV) run pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # Regenerate the student notebooks in notebooks/ from the instructor versions in solutions/.
 release: install

@@ -16,10 +16,11 @@ CHAPTERS = sorted(p.stem for p in (REPO / "book").glob("*.md") if p.stem != "int
 
 def venv_env() -> dict[str, str]:
     """The environment for subprocesses: the interpreter's bin directory first on PATH
-    (nbgrader calls ``alembic`` by name), and no inherited ``PYTHONPATH`` surprises."""
+    (nbgrader calls ``alembic`` by name). ``MPLBACKEND`` is removed: set, it would override
+    the notebook kernels' inline backend and every figure would silently vanish."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("MPLBACKEND", "Agg")
+    env.pop("MPLBACKEND", None)
     return env
 
 

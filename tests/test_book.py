@@ -1,13 +1,170 @@
-"""The book builds with every chapter executed and no warning (``jb build -W -n``)."""
+"""The book: it builds, executed and warning-free, and renders for a reader in a browser.
+
+``jb build -W -n`` builds every page with every chapter executed; the build must succeed,
+every chapter page must show executed output and figures, and MathJax must be served from
+the book itself.
+
+The built HTML is then served on localhost and every page of the table of contents is
+opened in Debian's ``chromium`` driven by Playwright's Python API (no browser download). On
+every page: no console errors, no request leaving localhost (the book must work offline),
+MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded,
+every internal link resolves (page and anchor), and every dropdown opens. The search page
+finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
+Where no Chromium can be found, the browser tests are skipped with the reason.
+
+All of this lives in one file because the built book is a session fixture and
+``make test`` distributes tests to workers by file (``--dist loadfile``).
+"""
 
 from __future__ import annotations
 
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse
+
 import pytest
 
-from conftest import toc_pages
+from conftest import REPO, toc_pages
 
-# The built book is a session fixture: keep every test that uses it on one worker.
-pytestmark = pytest.mark.xdist_group("book")
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SCREENSHOTS = REPO / "_build" / "screenshots"
+
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    return None
+
+
+@pytest.fixture(scope="module")
+def site(built_book):
+    if built_book["returncode"] != 0:
+        pytest.skip("the book did not build (see test_book.py)")
+    handler = functools.partial(_QuietHandler, directory=str(built_book["html"]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest's output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium found (install Debian's `chromium` package, or set CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser, url: str):
+    """Open ``url`` in a fresh page; record console errors and requests leaving localhost."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+
+    def route(r):
+        host = urlparse(r.request.url).hostname
+        if r.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            r.continue_()
+        else:
+            problems.append(f"external request: {r.request.url}")
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="load")
+    return page, problems
+
+
+MATH_STATE = """() => {
+  const maths = [...document.querySelectorAll('main .math')];
+  return {
+    total: maths.length,
+    unrendered: maths.filter(m => !m.querySelector('mjx-container')).length,
+    errors: document.querySelectorAll('mjx-merror').length,
+    rawDollars: (document.querySelector('main')?.innerText || '').includes('$$'),
+  };
+}"""
+
+
+@pytest.mark.parametrize("page_name", toc_pages())
+def test_page_renders_for_a_reader(browser, site, page_name):
+    page, problems = _open(browser, f"{site}/{page_name}.html")
+    try:
+        has_math = page.evaluate("() => document.querySelectorAll('main .math').length > 0")
+        if has_math:
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                   timeout=30_000)
+            page.evaluate("() => MathJax.startup.promise")
+        math = page.evaluate(MATH_STATE)
+        assert math["unrendered"] == 0 and math["errors"] == 0 and not math["rawDollars"], (
+            f"{page_name}: MathJax left {math['unrendered']} of {math['total']} equations "
+            f"unrendered, {math['errors']} error nodes, raw $$: {math['rawDollars']}")
+
+        broken_images = page.evaluate(
+            "() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
+            ".map(i => i.getAttribute('src'))")
+        assert not broken_images, f"{page_name}: images that did not load: {broken_images}"
+
+        hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
+        _check_internal_links(page, site, hrefs, page_name)
+
+        for index in range(page.locator("main details").count()):
+            details = page.locator("main details").nth(index)
+            details.locator("summary").first.click()
+            assert details.evaluate("d => d.open"), f"{page_name}: dropdown {index} did not open"
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
+        assert not problems, f"{page_name}: " + "; ".join(problems[:10])
+    finally:
+        page.close()
+
+
+def _check_internal_links(page, site: str, hrefs: list[str], page_name: str) -> None:
+    broken = []
+    for href in sorted(set(hrefs)):
+        if not href.startswith(site):
+            continue
+        target, fragment = urldefrag(href)
+        response = page.request.get(target)
+        if response.status != 200:
+            broken.append(f"{href} ({response.status})")
+        elif fragment and target.endswith(".html") and f'id="{fragment}"' not in response.text():
+            broken.append(f"{href} (no anchor #{fragment})")
+    assert not broken, f"{page_name}: broken internal links: {broken}"
+
+
+def test_search_finds_a_term(browser, site):
+    page, problems = _open(browser, f"{site}/search.html?q=autoencoder")
+    try:
+        page.wait_for_function(
+            "() => document.querySelectorAll('#search-results li').length > 0", timeout=30_000)
+        titles = page.locator("#search-results li a").all_inner_texts()
+        assert any("Autoencoder" in t for t in titles), titles
+        assert not problems, "; ".join(problems[:10])
+    finally:
+        page.close()
 
 
 def test_book_builds_executed_without_warnings(built_book):
@@ -21,6 +178,10 @@ def test_book_builds_executed_without_warnings(built_book):
         # executed: every chapter shows cell outputs, and no cell raised
         assert 'class="cell_output' in text, f"{page}: no executed output in the HTML"
         assert "Traceback (most recent call last)" not in text, f"{page}: a cell raised"
+        # every chapter shows figures from its executed cells (a wrong matplotlib backend
+        # in the kernel would drop them silently)
+        assert '<img alt=' in text or "<img src=" in text, f"{page}: no figure in the HTML"
+        assert any((html / "_images").glob("*.png")), "the build produced no images"
 
 
 def test_mathjax_is_served_from_the_book(built_book):

@@ -17,9 +17,6 @@ import pytest
 
 from conftest import ASSIGNMENTS, REPO, run
 
-# One course directory per assignment (module-scoped fixture): keep them on one worker.
-pytestmark = pytest.mark.xdist_group("nbgrader")
-
 
 def _nbgrader(args, course):
     result = run(["nbgrader", *args, f"--CourseDirectory.root={course}"], cwd=course, timeout=1800)
