@@ -16,7 +16,7 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: book test install uv browser release benchmarks clean
+.PHONY: book test install uv browser release samples benchmarks clean
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || { \
@@ -49,6 +49,10 @@ book: install
 TEST_WORKERS ?= 2
 test: install browser
 	OMP_NUM_THREADS=1 $(UV) run pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
+
+# Refresh the README's sample figures (one per chapter) from a fresh build of the book.
+samples: book
+	mkdir -p book/samples && cp _build/html/_samples/*.png book/samples/
 
 # Regenerate the student notebooks in notebooks/ from the instructor versions in solutions/.
 release: install

@@ -6,12 +6,32 @@ Modules, one model family each:
 - :mod:`gradelib.data`: embedded MNIST (default), full MNIST (opt-in), 2-D Gaussian toys.
 - :mod:`gradelib.device`: device selection and seeding.
 - :mod:`gradelib.plotting`: image grids, loss curves, 2-D scatter plots.
+- :mod:`gradelib.mixture`: syllabus §1, maximum likelihood for a 1-D Gaussian mixture.
 - :mod:`gradelib.autoencoders`: syllabus §2 (``hw1_autoencoders``).
+- :mod:`gradelib.pixelcnn`: syllabus §3 (``hw2_pixelcnn``).
+- :mod:`gradelib.vae`: syllabus §4 (``hw3_vae``).
+- :mod:`gradelib.gan`: syllabus §5 (``hw4_gan``), with :mod:`gradelib.digit_classifier`
+  to judge generated digits.
+- :mod:`gradelib.wgan`: syllabus §6 (``hw5_wgan``).
 - :mod:`gradelib.checks`: the autograder checks, one module per assignment.
 """
 
-from gradelib import autoencoders, data, device, validation
+from gradelib import (
+    autoencoders,
+    data,
+    device,
+    digit_classifier,
+    gan,
+    mixture,
+    pixelcnn,
+    vae,
+    validation,
+    wgan,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["autoencoders", "data", "device", "validation", "__version__"]
+__all__ = [
+    "autoencoders", "data", "device", "digit_classifier", "gan", "mixture", "pixelcnn",
+    "vae", "validation", "wgan", "__version__",
+]

@@ -7,7 +7,8 @@ the book itself.
 The built HTML is then served on localhost and every page of the table of contents is
 opened in Debian's ``chromium`` driven by Playwright's Python API (no browser download). On
 every page: no console errors, no request leaving localhost (the book must work offline),
-MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded,
+MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded
+and has alt text (not its file name),
 every internal link resolves (page and anchor), and every dropdown opens. The search page
 finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
 Where no Chromium can be found, the browser tests are skipped with the reason.
@@ -125,6 +126,11 @@ def test_page_renders_for_a_reader(browser, site, page_name):
             "() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
             ".map(i => i.getAttribute('src'))")
         assert not broken_images, f"{page_name}: images that did not load: {broken_images}"
+        no_alt = page.evaluate(
+            "() => [...document.querySelectorAll('main img')]"
+            ".filter(i => !(i.alt || '').trim() || /\\.(png|jpe?g|svg|gif)$/i.test(i.alt.trim()))"
+            ".map(i => i.getAttribute('src'))")
+        assert not no_alt, f"{page_name}: images without a real alt text: {no_alt}"
 
         hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
         _check_internal_links(page, site, hrefs, page_name)
@@ -182,6 +188,18 @@ def test_book_builds_executed_without_warnings(built_book):
         # in the kernel would drop them silently)
         assert '<img alt=' in text or "<img src=" in text, f"{page}: no figure in the HTML"
         assert any((html / "_images").glob("*.png")), "the build produced no images"
+
+
+def test_first_page_shows_a_sample_figure_of_each_chapter(built_book):
+    """The intro's ``chapter-sample`` figures resolved to images, copied for ``make samples``."""
+    from test_project import SAMPLES
+
+    html = built_book["html"]
+    intro = (html / f"{toc_pages()[0]}.html").read_text()
+    for name in SAMPLES:
+        start = intro.index(f'id="intro-sample-{name}"')
+        assert "<img " in intro[start:intro.index("</figure>", start)], f"sample {name} has no image"
+        assert (html / "_samples" / f"{name}.png").is_file(), f"_samples/{name}.png was not written"
 
 
 def test_mathjax_is_served_from_the_book(built_book):

@@ -54,3 +54,49 @@ def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
         assert (REPO / f"{f}.md").exists(), f"_toc.yml lists {f} but {f}.md does not exist"
     on_disk = {f"book/{p.stem}" for p in (REPO / "book").glob("*.md")}
     assert on_disk == set(files), f"chapters missing from _toc.yml: {on_disk - set(files)}"
+
+
+SAMPLES = ("gm", "ae", "pixelcnn", "vae", "gan", "wgan")
+
+
+def test_readme_and_first_page_show_a_sample_figure_of_each_chapter():
+    intro = (REPO / "book" / "intro.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    for name in SAMPLES:
+        assert f":name: intro-sample-{name}" in intro, f"intro.md lacks the {name} sample figure"
+        path = f"book/samples/{name}.png"
+        assert (REPO / path).is_file(), f"{path} is missing: run `make samples`"
+        assert f"]({path})" in readme, f"README.md does not show {path}"
+
+
+def _hidden_test_cells():
+    import json
+
+    for notebook in sorted((REPO / "solutions").glob("*/*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("grade") and cell["cell_type"] == "code":
+                yield notebook.parent.name, cell["metadata"]["nbgrader"]["grade_id"], "".join(cell["source"])
+
+
+def test_no_test_cell_ends_with_an_expression_nbgrader_would_read_as_a_score():
+    """nbgrader takes a number displayed by a graded cell as its partial credit: every test
+    cell must end with a statement (an assignment), a ``print``, or a call of a ``check_*``
+    function declared to return None (the training checks' results are assigned)."""
+    import ast
+    import importlib
+
+    offenders = []
+    for assignment, grade_id, source in _hidden_test_cells():
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        last = ast.parse(code).body[-1]
+        if not isinstance(last, ast.Expr):
+            continue
+        call = last.value
+        name = call.func.id if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) else None
+        checks = importlib.import_module(f"gradelib.checks.{assignment}")
+        returns = getattr(getattr(checks, name or "", None), "__annotations__", {}).get("return", "?")
+        if name == "print":
+            continue
+        if name is None or not name.startswith("check_") or returns not in (None, "None"):
+            offenders.append(f"{assignment}/{grade_id}: {ast.unparse(last)}")
+    assert not offenders, f"test cells that would display a value: {offenders}"

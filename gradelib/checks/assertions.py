@@ -10,6 +10,8 @@ inputs, what was expected, what was returned and a hint.
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -22,6 +24,8 @@ __all__ = [
     "assert_shape",
     "assert_close",
     "forbid_autograd",
+    "calibrated_time_budget",
+    "check_loss_history",
 ]
 
 
@@ -165,12 +169,14 @@ _AUTOGRAD_ENTRY_POINTS = [
 
 
 @contextlib.contextmanager
-def forbid_autograd(function: str) -> Iterator[None]:
+def forbid_autograd(
+    function: str, hint: str = "Differentiate by hand and code the resulting expressions."
+) -> Iterator[None]:
     """Fail the check if the code inside calls torch's automatic differentiation.
 
     Used where the assignment asks for a derivative written by hand. Autograd is switched
     off with :func:`torch.no_grad` and torch's autograd entry points are replaced by a
-    function that fails the check, for the duration of the block only.
+    function that fails the check (with ``hint``), for the duration of the block only.
     """
 
     def refuse(*_args, **_kwargs):
@@ -178,7 +184,7 @@ def forbid_autograd(function: str) -> Iterator[None]:
             function,
             "called torch's automatic differentiation; this function must compute the "
             "derivative from your own formula.",
-            "Differentiate L(w1, w2) by hand and code the resulting expressions.",
+            hint,
         )
 
     saved = [(owner, name, getattr(owner, name)) for owner, name in _AUTOGRAD_ENTRY_POINTS]
@@ -191,3 +197,49 @@ def forbid_autograd(function: str) -> Iterator[None]:
         for owner, name, original in saved:
             setattr(owner, name, original)
 
+
+
+def calibrated_time_budget(floor_s: float, factor: float, probe: Callable[[], object],
+                           scale: float = 1.0) -> float:
+    """Seconds a timed student run may take on this machine, under its current load.
+
+    Runs ``probe`` (a short piece of the reference's own work, e.g. one epoch) and returns
+    ``max(floor_s, factor * scale * t)`` where ``t`` is the probe's wall time and ``scale``
+    how many probes the timed run is worth. A fixed wall-clock limit would fail correct work
+    on a slow or busy grading machine; measuring the reference in the same process, just
+    before, keeps the limit meaningful there while still catching code that is many times
+    slower than it needs to be.
+    """
+    start = time.perf_counter()
+    probe()
+    seconds = time.perf_counter() - start
+    return max(float(floor_s), float(factor) * float(scale) * seconds)
+
+
+def check_loss_history(function: str, history: object, length: int, *,
+                       what: str = "per-epoch mean losses", must_decrease: bool = True,
+                       nonfinite_hint: str = "Append one float per epoch, e.g. the mean of "
+                                              "loss.item() over the epoch.") -> list[float]:
+    """Check a training loop's returned loss history; return it as Python floats.
+
+    ``history`` must be a list of ``length`` finite scalars (floats, 0-d or
+    one-element tensors); with ``must_decrease`` its last value must be below its first
+    (a loop that never steps the optimiser keeps the loss flat).
+    """
+    if not isinstance(history, list) or len(history) != length:
+        fail(function, f"returned {type(history).__name__} of length "
+             f"{len(history) if hasattr(history, '__len__') else '?'}; expected a list of "
+             f"{length} {what}.")
+    values = []
+    for i, value in enumerate(history):
+        converted = to_float64(value, function=function, what=f"history[{i}]")
+        values.append(float(converted.reshape(-1)[0]) if converted.numel() == 1 else math.nan)
+    if not all(math.isfinite(v) for v in values):
+        shown = values if len(values) <= 20 else values[:10] + ["..."] + values[-5:]
+        fail(function, f"the loss history holds non-scalar or non-finite values: {shown}.",
+             nonfinite_hint)
+    if must_decrease and not values[-1] < values[0]:
+        fail(function, f"the loss did not decrease: first {values[0]:.4g}, last "
+             f"{values[-1]:.4g}.", "Call optimizer.zero_grad(), loss.backward() and "
+             "optimizer.step() for every minibatch.")
+    return values

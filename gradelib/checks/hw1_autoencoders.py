@@ -8,7 +8,6 @@ a hint. Returned values are converted to plain float64 tensors before any compar
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
@@ -19,7 +18,9 @@ from gradelib import autoencoders as reference
 from gradelib.checks.assertions import (
     assert_close,
     assert_shape,
+    calibrated_time_budget,
     call_student,
+    check_loss_history,
     fail,
     forbid_autograd,
     to_float64,
@@ -44,6 +45,7 @@ __all__ = [
 
 SEED = 2024
 RTOL, ATOL = 1e-6, 1e-9
+AUTOGRAD_HINT = "Differentiate L(w1, w2) by hand and code the resulting expressions."
 
 #: Epochs the hidden training check runs the student's ``train_autoencoder`` for.
 TRAINING_EPOCHS = 10
@@ -117,7 +119,7 @@ def check_linear_ae_grad(linear_ae_grad: Callable) -> None:
     """
     name = "linear_ae_grad"
     for label, w1, w2, x in _linear_ae_cases():
-        with forbid_autograd(name):
+        with forbid_autograd(name, AUTOGRAD_HINT):
             got = call_student(name, linear_ae_grad, *_clones(w1, w2, x))
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             fail(name, f"returned {type(got).__name__}; expected a tuple (dL/dw1, dL/dw2).")
@@ -152,7 +154,7 @@ def check_linear_ae_hessian(linear_ae_hessian: Callable) -> None:
     """
     name = "linear_ae_hessian"
     for label, w1, w2, x in _linear_ae_cases():
-        with forbid_autograd(name):
+        with forbid_autograd(name, AUTOGRAD_HINT):
             got = call_student(name, linear_ae_hessian, *_clones(w1, w2, x))
         want = reference.linear_ae_hessian(w1, w2, x)
         s = (x**2).mean()
@@ -305,10 +307,10 @@ def training_time_budget(train_images: torch.Tensor) -> float:
     """
     torch.manual_seed(SEED)
     probe = reference.Autoencoder(32)
-    start = time.perf_counter()
-    reference.train_autoencoder(probe, train_images, 1, make_generator(SEED))
-    one_epoch = time.perf_counter() - start
-    return max(TRAINING_TIME_BUDGET_S, TRAINING_TIME_FACTOR * TRAINING_EPOCHS * one_epoch)
+    return calibrated_time_budget(
+        TRAINING_TIME_BUDGET_S, TRAINING_TIME_FACTOR,
+        lambda: reference.train_autoencoder(probe, train_images, 1, make_generator(SEED)),
+        scale=TRAINING_EPOCHS)
 
 
 def check_train_autoencoder(train_autoencoder: Callable, model_class: Callable) -> float:
@@ -332,19 +334,7 @@ def check_train_autoencoder(train_autoencoder: Callable, model_class: Callable) 
         fail(name, f"{TRAINING_EPOCHS} epochs took {elapsed:.1f} s; the budget on this "
              f"machine is {budget:.0f} s.", "Use minibatches (e.g. 64 images per step) "
              "rather than one image at a time, and avoid Python loops over pixels.")
-    if not isinstance(history, list) or len(history) != TRAINING_EPOCHS:
-        fail(name, f"returned {type(history).__name__} of length "
-             f"{len(history) if hasattr(history, '__len__') else '?'}; expected a list of "
-             f"{TRAINING_EPOCHS} per-epoch mean losses.")
-    losses = [to_float64(v, function=name, what=f"history[{i}]") for i, v in enumerate(history)]
-    values = [float(v.reshape(-1)[0]) if v.numel() == 1 else math.nan for v in losses]
-    if not all(math.isfinite(v) for v in values):
-        fail(name, f"the loss history holds non-scalar or non-finite values: {values}.",
-             "Append one float per epoch, e.g. the mean of loss.item() over the epoch.")
-    if not values[-1] < values[0]:
-        fail(name, f"the loss did not decrease: first epoch {values[0]:.4g}, last "
-             f"{values[-1]:.4g}.", "Call optimizer.zero_grad(), loss.backward() and "
-             "optimizer.step() for every minibatch.")
+    check_loss_history(name, history, TRAINING_EPOCHS)
     model.eval()
     with torch.no_grad():
         x_hat = model(test_images)
