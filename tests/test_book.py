@@ -135,6 +135,13 @@ def test_page_renders_for_a_reader(browser, site, page_name):
         hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
         _check_internal_links(page, site, hrefs, page_name)
 
+        # exercise solutions are sphinx-togglebutton dropdowns: open each, then every
+        # <details> (hidden code cells), some of which sit inside those dropdowns
+        for index in range(page.locator("main .dropdown.admonition").count()):
+            dropdown = page.locator("main .dropdown.admonition").nth(index)
+            dropdown.locator("button.toggle-button").first.click()
+            page.wait_for_function("d => !d.classList.contains('toggle-hidden')",
+                                   arg=dropdown.element_handle(), timeout=5_000)
         for index in range(page.locator("main details").count()):
             details = page.locator("main details").nth(index)
             details.locator("summary").first.click()
@@ -184,6 +191,8 @@ def test_book_builds_executed_without_warnings(built_book):
         # executed: every chapter shows cell outputs, and no cell raised
         assert 'class="cell_output' in text, f"{page}: no executed output in the HTML"
         assert "Traceback (most recent call last)" not in text, f"{page}: a cell raised"
+        # no stderr noise (warnings are silenced at their source, not hidden)
+        assert 'class="output stderr' not in text, f"{page}: a cell wrote to stderr"
         # every chapter shows figures from its executed cells (a wrong matplotlib backend
         # in the kernel would drop them silently)
         assert '<img alt=' in text or "<img src=" in text, f"{page}: no figure in the HTML"
