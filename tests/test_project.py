@@ -100,3 +100,19 @@ def test_no_test_cell_ends_with_an_expression_nbgrader_would_read_as_a_score():
         if name is None or not name.startswith("check_") or returns not in (None, "None"):
             offenders.append(f"{assignment}/{grade_id}: {ast.unparse(last)}")
     assert not offenders, f"test cells that would display a value: {offenders}"
+
+
+def test_every_chapter_ends_with_a_summary_linking_its_homework():
+    """Each chapter has a Summary section and a {download} link to a student notebook."""
+    import re
+
+    for chapter in sorted((REPO / "book").glob("*.md")):
+        if chapter.stem == "intro":
+            continue
+        text = chapter.read_text()
+        assert "\n## Summary\n" in text, f"{chapter.name} has no Summary section"
+        summary = text.split("\n## Summary\n", 1)[1]
+        links = re.findall(r"\{download\}`[^`<]*<\.\./(notebooks/\w+/\w+\.ipynb)>`", summary)
+        assert links, f"{chapter.name}: the summary does not link a homework notebook"
+        for link in links:
+            assert (REPO / link).is_file(), f"{chapter.name} links {link}, which does not exist"
