@@ -121,7 +121,11 @@ def train_digit_classifier(
 
 
 def classify_digits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
-    """Predicted digit of each image: ``(N, 1, 28, 28)`` to ``(N,)`` int64, without gradients."""
+    """Predicted digit of each image: ``(N, 1, 28, 28)`` to ``(N,)`` int64, without gradients.
+
+    Raises:
+        TypeError / ValueError: ``images`` is not a floating tensor of shape ``(N, 1, 28, 28)``.
+    """
     require_tensor("images", images, ndim=4, floating=True)
     require_shape("images", images, (None, 1, 28, 28))
     device = next(model.parameters()).device

@@ -761,6 +761,10 @@ def draw_samples(
 
     Returns:
         The samples on the CPU (``(n, 1, 28, 28)`` for the MNIST generators).
+
+    Raises:
+        TypeError / ValueError: ``n`` not a positive int, ``generator_rng`` not a
+            ``torch.Generator``; a conditional generator validates ``labels`` itself.
     """
     require_positive_int("n", n)
     _require_generator(generator_rng)
@@ -777,6 +781,10 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, num: int) -> torch.T
     """``num`` points on the segment from ``z0`` to ``z1`` (both ``(D,)``): ``(num, D)``.
 
     Linear interpolation, as in DCGAN's latent walks (Radford et al., 2016, §6.1).
+
+    Raises:
+        TypeError / ValueError: ``z0`` or ``z1`` not a 1-D floating tensor, their shapes
+            differ, or ``num`` is not a positive int.
     """
     require_tensor("z0", z0, ndim=1, floating=True)
     require_tensor("z1", z1, ndim=1, floating=True)

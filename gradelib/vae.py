@@ -608,6 +608,10 @@ def train_reference_vae(
     Returns:
         ``(model, history)``: the trained model in eval mode and the per-epoch mean training
         negative ELBO (nats per image).
+
+    Raises:
+        TypeError / ValueError: from :func:`gradelib.data.load_mnist` (unknown ``source``)
+            and :func:`train_vae` (``epochs`` not a positive int).
     """
     train_images, _ = load_mnist("train", binarized=True, source=source)
     torch.manual_seed(seed)
