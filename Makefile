@@ -2,8 +2,10 @@
 #
 #   make book   install what is needed, build the book with every chapter executed
 #   make test   install what is needed, run the whole test suite
+#   make grade-{release,collect,autograde,feedback,export} COURSE=/path ASSIGNMENT=hwN_...
+#               the instructor's grading steps on a course directory outside the repository
 #
-# Both install uv if it is missing (from PyPI, into the user's environment), then the locked
+# Each installs uv if it is missing (from PyPI, into the user's environment), then the locked
 # environment (pyproject.toml + uv.lock) into .venv.
 
 SHELL := /bin/bash
@@ -16,7 +18,8 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: book test install uv browser release samples benchmarks clean
+.PHONY: book test install uv browser sandbox release samples benchmarks clean \
+	grade-check grade-release grade-collect grade-autograde grade-feedback grade-export
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || { \
@@ -27,18 +30,25 @@ uv:
 install: uv
 	$(UV) sync --locked --python $(PYTHON)
 
-# The browser test drives Debian's chromium (no browser download). Install it where apt-get
-# is available to us; elsewhere the browser test reports itself as skipped with the reason.
+# Two Debian packages the tests use when they can have them: chromium (the browser test)
+# and bubblewrap (the grading sandbox). Installed with apt-get where we are root or have
+# password-less sudo; elsewhere the browser test skips itself with the reason, and grading
+# falls back to resource limits only (its reports say so).
+APT_INSTALL = apt_install() { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "no apt-get as root: $$2"; return 0; fi; \
+	  echo "installing Debian's $$1"; \
+	  ($$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$1 >/dev/null) \
+	  || echo "could not install $$1: $$2"; }
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "could not install chromium: the browser test will be skipped"; \
-	  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	    (sudo -n apt-get update -qq && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "could not install chromium: the browser test will be skipped"; \
-	  else echo "no chromium and no apt-get as root: the browser test will be skipped"; fi; }
+	  $(APT_INSTALL); apt_install chromium "the browser test will be skipped"; }
+
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  $(APT_INSTALL); apt_install bubblewrap "grading will run with resource limits only"; }
 
 book: install
 	$(UV) run jb build . -W -n --keep-going
@@ -47,7 +57,7 @@ book: install
 # The suite runs on both cores: two pytest workers, each process (and every notebook kernel
 # it starts) limited to one torch/OpenMP thread, so the workers do not oversubscribe the CPU.
 TEST_WORKERS ?= 2
-test: install browser
+test: install browser sandbox
 	OMP_NUM_THREADS=1 $(UV) run pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # Refresh the README's sample figures (one per chapter) from a fresh build of the book.
@@ -62,6 +72,24 @@ release: install
 benchmarks: install
 	$(UV) run python benchmarks/chapter_times.py
 	$(UV) run python benchmarks/autograde_times.py
+
+# Instructor grading on a course directory outside the repository (README, "For
+# instructors"): make grade-autograde COURSE=/path/to/course ASSIGNMENT=hw1_autoencoders
+# Collect with FROM=<folder of student folders> or ZIP=<LMS zip>; GRADE_ARGS passes more
+# options to `python -m gradelib.grading` (e.g. --dask-scheduler tcp://host:8786).
+GRADE = OMP_NUM_THREADS=1 $(UV) run python -m gradelib.grading
+grade-check:
+	@test -n "$(COURSE)" || { echo "set COURSE=/path/to/course (outside the repository)"; exit 2; }
+grade-release: install grade-check
+	$(GRADE) release $(ASSIGNMENT) --course $(COURSE) $(GRADE_ARGS)
+grade-collect: install grade-check
+	$(GRADE) collect $(ASSIGNMENT) --course $(COURSE) $(if $(ZIP),--zip $(ZIP),--from $(FROM)) $(GRADE_ARGS)
+grade-autograde: install sandbox grade-check
+	$(GRADE) autograde $(ASSIGNMENT) --course $(COURSE) $(GRADE_ARGS)
+grade-feedback: install grade-check
+	$(GRADE) feedback $(ASSIGNMENT) --course $(COURSE) $(GRADE_ARGS)
+grade-export: install grade-check
+	$(GRADE) export --course $(COURSE) $(GRADE_ARGS)
 
 clean:
 	rm -rf _build .pytest_cache

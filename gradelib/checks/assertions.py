@@ -199,6 +199,18 @@ def forbid_autograd(
 
 
 
+def trains_model(check: Callable) -> Callable:
+    """Mark a check that trains a model itself (seconds to minutes of CPU per call).
+
+    The grading pipeline (``gradelib.grading``) runs such a check once per submission, in its
+    verification process outside the student's kernel, rather than a second time in the
+    kernel; plain ``nbgrader autograde`` runs it in the kernel as usual. Returns ``check``
+    unchanged, with the attribute ``trains_model = True``.
+    """
+    check.trains_model = True
+    return check
+
+
 def calibrated_time_budget(floor_s: float, factor: float, probe: Callable[[], object],
                            scale: float = 1.0) -> float:
     """Seconds a timed student run may take on this machine, under its current load.

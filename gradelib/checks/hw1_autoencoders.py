@@ -24,6 +24,7 @@ from gradelib.checks.assertions import (
     fail,
     forbid_autograd,
     to_float64,
+    trains_model,
 )
 from gradelib.data import load_mnist
 from gradelib.device import make_generator
@@ -313,6 +314,7 @@ def training_time_budget(train_images: torch.Tensor) -> float:
         scale=TRAINING_EPOCHS)
 
 
+@trains_model
 def check_train_autoencoder(train_autoencoder: Callable, model_class: Callable) -> float:
     """Train ``model_class(32)`` with ``train_autoencoder`` on embedded MNIST; return test SSE.
 

@@ -32,6 +32,7 @@ from gradelib.checks.assertions import (
     check_loss_history,
     fail,
     to_float64,
+    trains_model,
 )
 from gradelib.data import load_mnist
 from gradelib.device import make_generator
@@ -431,6 +432,7 @@ def training_time_budget(train_images: torch.Tensor) -> float:
         scale=TRAINING_EPOCHS)
 
 
+@trains_model
 def check_train_vae(train_vae: Callable, model_class: Callable) -> float:
     """Train ``model_class(20)`` with ``train_vae`` on binarized embedded MNIST; return test -ELBO.
 

@@ -24,6 +24,7 @@ from gradelib.checks.assertions import (
     check_loss_history,
     fail,
     to_float64,
+    trains_model,
 )
 from gradelib.data import ring_mixture
 from gradelib.device import make_generator
@@ -376,6 +377,7 @@ def training_time_budget() -> float:
             scale=10)
 
 
+@trains_model
 def check_train_gan(train_gan: Callable, seed: int = SEED) -> tuple[int, float]:
     """Train the reference toy GAN with the student's ``train_gan`` on the 8-Gaussian ring.
 

@@ -1,0 +1,269 @@
+"""The sandbox every piece of student code runs in: bubblewrap when it works, limits always.
+
+``Sandbox.command(argv)`` wraps a command so that it runs
+
+- under bubblewrap (``bwrap``) when it is usable here: new network namespace (no network:
+  only a loopback), new PID/IPC/UTS namespaces, the whole file system replaced by read-only
+  binds of the system directories, the Python installation, the virtual environment and
+  the ``gradelib`` package, a private ``/tmp``, and one writable directory: the private
+  copy of this one submission. The course directory, the gradebook, the solutions and the
+  other submissions are not mounted, so they do not exist for the student's code. When the
+  grader runs as root, the code inside runs as an unprivileged user id of its own
+  (``setpriv``), so the process-count limit applies (the kernel exempts root from it);
+- else as a plain subprocess with the same limits (``mode == "limits-only"``); every grade
+  report then says so (``Sandbox.describe``).
+
+``Sandbox.preexec`` (for ``subprocess.Popen(preexec_fn=...)``) sets the resource limits
+with ``resource.setrlimit``: address space (memory), number of processes (a fork bomb
+stops there), CPU seconds.
+Wall-clock limits (per cell, per submission) and the output cap are enforced by the caller
+(``kernel.py``, ``verify.py``), which own the clocks and read the outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import gradelib
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one submission (all of its processes).
+
+    Attributes:
+        memory_bytes: address-space limit per process (``RLIMIT_AS``). Importing torch takes
+            about 3.2 GB of address space (measured: VmPeak 3,167,128 kB on this machine's
+            torch 2.5 CPU build), so 6 GiB leaves ~3 GB for data and models; hw1 needs < 1 GB.
+        nproc: processes and threads of the submission's user (``RLIMIT_NPROC``). An
+            ipykernel with torch uses about 20 threads; 256 leaves room and stops a fork bomb.
+        cpu_seconds: CPU time per process (``RLIMIT_CPU``), a backstop behind the wall
+            clocks: the kernel gets SIGXCPU, then SIGKILL.
+        cell_timeout: wall-clock seconds per cell (nbgrader_config.py's 300 s: hw1's
+            training cell plus its hidden check take ~60 s on a busy 2-core machine).
+        submission_timeout: wall-clock seconds for the whole in-kernel run of a submission,
+            and again for its verification run.
+        output_bytes: text and data kept per cell; the rest is dropped and the cell's
+            outputs end with a note saying so.
+    """
+
+    memory_bytes: int = 6 * GIB
+    nproc: int = 256
+    cpu_seconds: int = 1800
+    cell_timeout: float = 300.0
+    submission_timeout: float = 1200.0
+    output_bytes: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("memory_bytes", "nproc", "cpu_seconds", "cell_timeout",
+                     "submission_timeout", "output_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+            if value <= 0:
+                raise ValueError(f"{name}: expected a positive number, got {value!r}")
+
+    def as_dict(self) -> dict:
+        """The limits as plain data (for a job sent to another process or machine)."""
+        return asdict(self)
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_status() -> tuple[bool, str]:
+    """Whether bubblewrap can run here, and why not if it cannot.
+
+    Runs ``bwrap --ro-bind / / --unshare-net --dev /dev --proc /proc true`` once (it fails
+    where unprivileged user namespaces are disabled, e.g. in many containers). The
+    environment variable ``GRADELIB_NO_BWRAP=1`` makes it report bwrap unusable, to
+    exercise the limits-only fallback on a machine that has bwrap.
+    """
+    if os.environ.get("GRADELIB_NO_BWRAP", "") not in ("", "0"):
+        return False, "bubblewrap disabled by GRADELIB_NO_BWRAP"
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False, "bubblewrap (bwrap) is not installed"
+    try:
+        done = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-net", "--dev", "/dev",
+                               "--proc", "/proc", "true"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"bwrap does not run here ({error})"
+    if done.returncode != 0:
+        return False, f"bwrap does not run here: {done.stderr.strip()[:200]}"
+    return True, "bwrap works"
+
+
+def sandbox_uid(key: str) -> int:
+    """An unprivileged user id for one submission when grading as root (100000-164999).
+
+    Distinct submissions get distinct ids (with high probability), so the per-user process
+    limit of one does not count the processes of another graded at the same time.
+    """
+    import zlib
+
+    return 100_000 + zlib.crc32(key.encode()) % 65_000
+
+
+def _readonly_paths() -> list[Path]:
+    """Directories the sandbox needs to run the course's Python: the interpreter's prefix,
+    the virtual environment, and the ``gradelib`` package (not the rest of the repository)."""
+    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
+             Path(gradelib.__file__).resolve().parent}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        value = sysconfig.get_paths().get(key)
+        if value:
+            paths.add(Path(value).resolve())
+    # keep the outermost of nested paths
+    ordered = sorted(paths, key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for path in ordered:
+        if not any(path == k or k in path.parents for k in kept):
+            kept.append(path)
+    return kept
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to run one submission's processes.
+
+    Attributes:
+        workdir: the private directory of this submission (its copy of the notebook; the
+            only writable place besides a private /tmp).
+        limits: the resource limits.
+        mode: ``"bwrap"`` or ``"limits-only"``.
+        uid: the user id the code runs as when grading as root, else None.
+    """
+
+    workdir: Path
+    limits: Limits
+    mode: str
+    uid: int | None
+
+    @classmethod
+    def create(cls, workdir: Path, limits: Limits, key: str, use_bwrap: bool | None = None) -> "Sandbox":
+        """A sandbox for ``workdir`` (which must exist); bwrap if usable unless told not to.
+
+        Raises:
+            ValueError: if ``use_bwrap`` is True but bwrap cannot run here.
+        """
+        available, why = bwrap_status()
+        if use_bwrap and not available:
+            raise ValueError(f"use_bwrap: expected a machine where bwrap runs, got: {why}")
+        mode = "bwrap" if (available if use_bwrap is None else use_bwrap) else "limits-only"
+        uid = None
+        if os.geteuid() == 0 and mode == "bwrap":
+            uid = sandbox_uid(key)
+            for path in [workdir, *workdir.rglob("*")]:
+                os.chown(path, uid, uid)
+        return cls(Path(workdir), limits, mode, uid)
+
+    def describe(self) -> str:
+        """One line for the grade report: how this submission was isolated."""
+        lim = self.limits
+        limits = (f"memory {lim.memory_bytes / GIB:.1f} GiB, {lim.nproc} processes, "
+                  f"CPU {lim.cpu_seconds} s, {lim.cell_timeout:g} s per cell, "
+                  f"{lim.submission_timeout:g} s per submission, {lim.output_bytes} output bytes per cell")
+        if self.mode == "bwrap":
+            user = f", as uid {self.uid}" if self.uid is not None else ""
+            return f"sandbox: bubblewrap (no network, private file system{user}); limits: {limits}"
+        _, why = bwrap_status()
+        root = " (grading as root: the process-count limit does not bind root)" if os.geteuid() == 0 else ""
+        return (f"sandbox: NONE, limits only ({why}): student code could read files this user "
+                f"can read; limits: {limits}{root}")
+
+    def env(self) -> dict[str, str]:
+        """A minimal environment: no inherited secrets, one thread per library."""
+        home = str(self.workdir)
+        return {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": home,
+                "TMPDIR": "/tmp" if self.mode == "bwrap" else home,
+                "MPLCONFIGDIR": f"{home}/.matplotlib", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "JUPYTER_PLATFORM_DIRS": "1",
+                "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter-runtime", "IPYTHONDIR": f"{home}/.ipython"}
+
+    def command(self, argv: list[str]) -> list[str]:
+        """``argv`` wrapped for this sandbox (unchanged in limits-only mode)."""
+        if self.mode != "bwrap":
+            return list(argv)
+        cmd = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+               "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+               "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+        for name in ("lib", "lib64", "bin", "sbin", "lib32"):
+            path = Path("/") / name
+            if path.is_symlink():
+                cmd += ["--symlink", os.readlink(path), str(path)]
+            elif path.is_dir():
+                cmd += ["--ro-bind", str(path), str(path)]
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        made: set[Path] = {Path("/"), Path("/tmp")}
+        mounts = [(p, "--ro-bind") for p in _readonly_paths()] + [(self.workdir.resolve(), "--bind")]
+        for path, how in mounts:
+            for parent in reversed(path.parents):
+                if parent not in made and not str(parent).startswith(("/usr", "/etc")):
+                    cmd += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(parent)
+            cmd += [how, str(path), str(path)]
+        cmd += ["--chdir", str(self.workdir.resolve())]
+        if self.uid is not None:
+            cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        return cmd + list(argv)
+
+    def preexec(self) -> None:
+        """Set the resource limits in the child before exec (``Popen(preexec_fn=...)``).
+
+        Callers also pass ``start_new_session=True``, so the group can be killed at once.
+        """
+        lim = self.limits
+        resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 5))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        nproc = lim.nproc
+        if self.uid is None and os.geteuid() != 0:
+            # The limit counts every process of this user: allow what already runs, plus ours.
+            nproc += _processes_of(os.getuid())
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    def kill_all(self) -> None:
+        """Kill every process left over by this submission (a forked child, a fork bomb).
+
+        With bwrap, its PID namespace dies with it; as root, every process of the
+        submission's uid is killed too; in limits-only mode, the process group is killed by
+        the caller. Best effort, never raises.
+        """
+        if self.uid is None:
+            return
+        try:
+            pid = os.fork()
+        except OSError:
+            return
+        if pid == 0:  # the child becomes the submission's user and kills all its processes
+            try:
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+
+def _processes_of(uid: int) -> int:
+    """How many tasks (processes and threads) belong to ``uid`` now (Linux /proc)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(list((entry / "task").iterdir()))
+            except OSError:
+                continue
+    return count
