@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,29 +29,21 @@ from pathlib import Path
 
 import nbformat
 
+os.environ["OMP_NUM_THREADS"] = "1"  # both runs: one torch thread per kernel (inherited)
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "grading.json"
 sys.path.insert(0, str(REPO))
 
 from gradelib.grading.cells import with_solutions  # noqa: E402
+from gradelib.grading.cli import nbgrader, release  # noqa: E402
 from gradelib.grading.pipeline import grade_assignment  # noqa: E402
 from gradelib.grading.sandbox import Limits, bwrap_status  # noqa: E402
-
-
-def nbgrader(args: list[str], course: Path) -> None:
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
-               OMP_NUM_THREADS="1")
-    subprocess.run([sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}"], cwd=course,
-                   env=env, check=True, capture_output=True)
 
 
 def make_course(root: Path, assignment: str, n: int) -> Path:
     """A course with the release and ``n`` correct submissions ``student00``, ..."""
     course = root / "course"
-    (course / "solutions").mkdir(parents=True)
-    shutil.copy(REPO / "nbgrader_config.py", course)
-    shutil.copytree(REPO / "solutions" / assignment, course / "solutions" / assignment)
-    nbgrader(["generate_assignment", assignment, "--force"], course)
+    release(course, assignment)  # the instructor's release step: nbgrader generate_assignment
     student = with_solutions(nbformat.read(course / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4),
                              nbformat.read(course / "solutions" / assignment / f"{assignment}.ipynb", as_version=4))
     for i in range(n):

@@ -477,12 +477,7 @@ def _child() -> None:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
     before = _snapshot(watched)
-    names = {}
-    for step in plan["steps"]:
-        if step["kind"] == "check":
-            for call in step["calls"]:
-                for name in [*call["args"], *call["kwargs"].values()]:
-                    names.setdefault(name, step["label"])
+    names = graded_names(plan)
     references = {name: [getattr(sys.modules[m], name) for m in REFERENCE_MODULES if hasattr(sys.modules[m], name)]
                   for name in names}
 
