@@ -10,6 +10,8 @@ inputs, what was expected, what was returned and a hint.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +28,13 @@ __all__ = [
     "forbid_autograd",
     "calibrated_time_budget",
     "check_loss_history",
+    "portable",
+    "portable_attribute",
+    "describe",
+    "call_with_gradients",
+    "seed_student",
+    "time_limit",
+    "PUBLIC_PREFIXES",
 ]
 
 
@@ -188,12 +197,14 @@ def forbid_autograd(
         )
 
     saved = [(owner, name, getattr(owner, name)) for owner, name in _AUTOGRAD_ENTRY_POINTS]
+    token = CALL_OPTIONS.set({**CALL_OPTIONS.get(), "forbid_autograd": hint})
     try:
         for owner, name, _ in saved:
             setattr(owner, name, refuse)
         with torch.no_grad():
             yield
     finally:
+        CALL_OPTIONS.reset(token)
         for owner, name, original in saved:
             setattr(owner, name, original)
 
@@ -255,3 +266,176 @@ def check_loss_history(function: str, history: object, length: int, *,
              f"{values[-1]:.4g}.", "Call optimizer.zero_grad(), loss.backward() and "
              "optimizer.step() for every minibatch.")
     return values
+
+
+# ----------------------------------------------------------------------------- the protocol
+#
+# When the grading pipeline runs a check, the student's objects are proxies
+# (``gradelib.grading.remote.RemoteObject``) for objects that live in a sandboxed process:
+# the check runs here, in a process that never executes student code, and every call on a
+# proxy is a request whose arguments and reply are plain data (``gradelib.grading.wire``).
+# In tests and under plain ``nbgrader`` the same check receives the real objects. A check
+# therefore only calls the student's objects, reads their attributes, iterates them and
+# takes ``len``; it passes plain data (None, bool, int, float, str, tensors, lists, tuples,
+# str-keyed dicts), ``torch.Generator``s, objects built with :func:`portable`, and other
+# student objects; and it gets plain data back, or a proxy for anything else. It never
+# applies ``isinstance``/``type``/``inspect`` to a student object: :func:`describe` says what
+# it is. Tensors come back detached: gradients through student code come from
+# :func:`call_with_gradients`.
+
+#: Options for the remote calls made inside a block (read by ``gradelib.grading.remote``):
+#: ``forbid_autograd`` (a hint), ``deadline_s`` (seconds a single call may take).
+CALL_OPTIONS: contextvars.ContextVar[dict] = contextvars.ContextVar("CALL_OPTIONS", default={})
+
+#: Where a :func:`portable` object's constructor may come from: the public libraries and the
+#: student-facing ``gradelib`` (never ``gradelib.checks`` or ``gradelib.grading``).
+PUBLIC_PREFIXES = ("torch.nn.", "gradelib.data.", "gradelib.autoencoders.", "gradelib.pixelcnn.",
+                   "gradelib.vae.", "gradelib.gan.", "gradelib.wgan.", "gradelib.mixture.",
+                   "gradelib.digit_classifier.", "gradelib.diffusion.")
+
+
+def _public_callable(path: str) -> Callable:
+    if not isinstance(path, str) or not path.startswith(PUBLIC_PREFIXES) or ".checks" in path \
+            or ".grading" in path or "._" in path:
+        raise ValueError(f"path: expected a public callable under {PUBLIC_PREFIXES}, got {path!r}")
+    module_name, _, attribute = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+class PortableCallable:
+    """A bound method of a :func:`portable` object (e.g. ``ring_mixture().sample``) that the
+    grading pipeline can rebuild in the sandbox; calls it here."""
+
+    def __init__(self, function: Callable, spec: dict):
+        self._function, self.portable_spec = function, spec
+
+    def __call__(self, *args, **kwargs):
+        return self._function(*args, **kwargs)
+
+
+def portable(path: str, *args, **kwargs):
+    """Build a public object that can be passed to student code across the sandbox boundary.
+
+    ``portable("torch.nn.Linear", 2, 1)`` is ``torch.nn.Linear(2, 1)``, remembered with its
+    recipe (``path``, plain ``args``/``kwargs``, which may themselves be portable objects), so
+    that the grading pipeline rebuilds the same object in the student's sandbox; a module's
+    current ``state_dict`` travels with it at each call, and comes back after the call (an
+    in-place change by student code, e.g. weight clipping, is seen here).
+
+    Raises:
+        ValueError: ``path`` is not under :data:`PUBLIC_PREFIXES`.
+    """
+    obj = _public_callable(path)(*args, **kwargs)
+    spec = {"path": path, "args": list(args), "kwargs": dict(kwargs)}
+    try:
+        object.__setattr__(obj, "portable_spec", spec)
+    except (AttributeError, TypeError) as error:
+        raise ValueError(f"path: {path} builds a {type(obj).__name__}, which cannot carry its "
+                         "recipe; wrap a method of it with portable_attribute") from error
+    return obj
+
+
+def portable_attribute(obj, name: str) -> PortableCallable:
+    """``obj.<name>`` of a :func:`portable` object, itself portable (a data sampler, say).
+
+    Raises:
+        ValueError: ``obj`` was not built by :func:`portable`.
+    """
+    spec = getattr(obj, "portable_spec", None)
+    if not isinstance(spec, dict):
+        raise ValueError(f"obj: expected an object built by portable(), got {type(obj).__name__}")
+    return PortableCallable(getattr(obj, name), {**spec, "attribute": name})
+
+
+def describe(obj) -> dict:
+    """What a student object is, as plain data (the same in-process and through a proxy).
+
+    Returns:
+        ``{"type": qualified name, "mro": [qualified names], "callable": bool,
+        "modules": [{"name", "type", "parameters": {name: shape}, "buffers": {name: shape},
+        "extra_repr"}]}`` (``modules`` empty unless ``obj`` is an ``nn.Module``) and
+        ``"training"`` for a module.
+    """
+    describe_remote = getattr(obj, "_describe_remote", None)
+    if callable(describe_remote) and type(obj).__module__ == "gradelib.grading.remote":
+        return describe_remote()
+    from gradelib.grading.harness import describe_object
+
+    return describe_object(obj)
+
+
+def call_with_gradients(function: str, fn: Callable, args: Sequence, kwargs: Mapping | None = None,
+                        wrt: Sequence = ()) -> tuple[object, list]:
+    """Call the student's ``fn`` and differentiate ``output.sum()`` where the student's process can.
+
+    Args:
+        function: the graded name (for messages).
+        fn: the student's function (or a proxy).
+        args, kwargs: plain arguments, portable modules included.
+        wrt: what to differentiate with respect to: an ``int`` ``i`` for the tensor
+            ``args[i]`` (made to require grad), or ``("parameters", i)`` for the parameters of
+            the module ``args[i]`` (a dict ``{name: grad}``; ``None`` for a parameter the
+            output does not depend on).
+
+    Returns:
+        ``(output, grads)``: the output (detached) and one entry per item of ``wrt``; a
+        non-differentiable output fails the check.
+    """
+    remote = getattr(fn, "_call_with_gradients_remote", None)
+    if callable(remote) and type(fn).__module__ == "gradelib.grading.remote":
+        try:
+            return remote(list(args), dict(kwargs or {}), list(wrt))
+        except NotImplementedError:
+            fail(function, "raised NotImplementedError.", "Replace `raise NotImplementedError()` "
+                 "with your implementation.")
+    from gradelib.grading.harness import gradients_of_call
+
+    try:
+        return gradients_of_call(fn, list(args), dict(kwargs or {}), list(wrt))
+    except NotImplementedError:
+        fail(function, "raised NotImplementedError.", "Replace `raise NotImplementedError()` "
+             "with your implementation.")
+    except AssertionError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        fail(function, f"raised {type(error).__name__}: {error}")
+
+
+def seed_student(seed: int) -> None:
+    """Seed torch's global generator where the student's code runs (here, and in the sandbox).
+
+    Use it before building a student model, so that its weight initialisation is the same on
+    every run of the check.
+    """
+    torch.manual_seed(seed)
+    hook = _SEED_HOOK.get()
+    if hook is not None:
+        hook(seed)
+
+
+_SEED_HOOK: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("_SEED_HOOK", default=None)
+
+
+class _Clock:
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def time_limit(function: str, seconds: float, *, what: str = "training") -> Iterator[_Clock]:
+    """Time a block of student calls; fail the check if it took longer than ``seconds``.
+
+    Inside the block a single remote call may run up to ``2 * seconds`` before the pipeline
+    stops it (so an endless loop ends); the block's wall time is measured here.
+    """
+    clock = _Clock()
+    token = CALL_OPTIONS.set({**CALL_OPTIONS.get(), "deadline_s": 2.0 * float(seconds) + 10.0})
+    start = time.perf_counter()
+    try:
+        yield clock
+    finally:
+        CALL_OPTIONS.reset(token)
+        clock.seconds = time.perf_counter() - start
+    if clock.seconds > seconds:
+        fail(function, f"{what} took {clock.seconds:.1f} s; the budget on this machine is "
+             f"{seconds:.1f} s.", "Vectorise the inner loop over the batch; avoid Python loops "
+             "over pixels or examples.")
