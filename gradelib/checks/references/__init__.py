@@ -1,0 +1,1 @@
+"""Reference implementations of graded functions, one module per assignment (instructor side)."""
