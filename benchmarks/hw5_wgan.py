@@ -57,6 +57,8 @@ def variant(*, reorder: bool = False, concatenate: bool = False, generator_sign:
         lr, betas, m = reference.LEARNING_RATE, reference.BETAS, reference.BATCH_SIZE
         optimizer_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
         optimizer_c = torch.optim.Adam(critic.parameters(), lr=lr, betas=betas)
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda i: 1 - i / steps)
+                      for o in (optimizer_g, optimizer_c)]
         history = {key: [] for key in checks.HISTORY_KEYS}
         for _ in range(steps):
             for _ in range(n_critic):
@@ -83,6 +85,8 @@ def variant(*, reorder: bool = False, concatenate: bool = False, generator_sign:
             optimizer_g.zero_grad()
             loss_g.backward()
             optimizer_g.step()
+            for scheduler in schedulers:
+                scheduler.step()
             history["critic"].append(loss_c.item())
             history["generator"].append(loss_g.item())
             history["wasserstein_estimate"].append((real_scores.mean() - fake_scores.mean()).item())

@@ -297,6 +297,9 @@ class WGANTrainingConfig:
         linear_decay: decay both learning rates linearly to 0 over the run, as Gulrajani
             et al. (2017) do in their CIFAR-10 experiments; on the toys it lets the samples
             settle on the modes instead of jittering around them at the end.
+        decay_critic: with ``linear_decay``, decay the critic's step size too (True), or
+            only the generator's, so that the critic keeps tracking the data's fine
+            structure while the samples settle (False).
     """
 
     lipschitz: str = "gp"
@@ -309,6 +312,7 @@ class WGANTrainingConfig:
     clip: float = 0.01
     gp_weight: float = 10.0
     linear_decay: bool = False
+    decay_critic: bool = True
 
 
 #: Arjovsky et al. (2017), Algorithm 1: RMSProp, alpha = 5e-5, c = 0.01, m = 64, n_critic = 5.
@@ -413,8 +417,9 @@ def train_wgan(
     optimizer_c = _optimizer(critic.parameters(), config, config.learning_rate)
     schedulers = []
     if config.linear_decay:
+        decayed = (optimizer_g, optimizer_c) if config.decay_critic else (optimizer_g,)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)
-                      for opt in (optimizer_g, optimizer_c)]
+                      for opt in decayed]
     m = config.batch_size
     rng_device = generator_rng.device
 
@@ -644,11 +649,15 @@ def mmd_loss(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...]) ->
                              and math.isfinite(s) and s > 0 for s in widths):
         raise ValueError(f"bandwidths must be a non-empty sequence of positive numbers, got "
                          f"{bandwidths!r}")
-    points = torch.cat([x, y])  # (N + M, d)
-    squared = (points[:, None, :] - points[None, :, :]).pow(2).sum(-1)  # (N + M, N + M)
-    kernel = sum(torch.exp(-squared / (2 * s**2)) for s in widths)
-    n = x.shape[0]
-    return kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean()
+
+    def mean_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: matrix products, several times faster than
+        # differences of all pairs; clamped because rounding can make it slightly negative
+        squared = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
+                   - 2 * a @ b.T).clamp_min(0)  # (len(a), len(b))
+        return sum(torch.exp(-squared / (2 * s**2)).mean() for s in widths)
+
+    return mean_kernel(x, x) + mean_kernel(y, y) - 2 * mean_kernel(x, y)
 
 
 @dataclass(frozen=True)
@@ -744,3 +753,76 @@ def train_mmd(
     history["seconds"] = time.perf_counter() - start - paused
     generator.eval()
     return history
+
+
+# ------------------------------------------------------------ the equal-budget comparison
+
+
+@dataclass(frozen=True)
+class ToyMethod:
+    """How one method trains on one toy in the chapter's equal-budget comparison.
+
+    Attributes:
+        label: the method's name in tables and figures.
+        trainer: ``"gan"`` (:func:`gradelib.gan.train_gan`, k = 1), ``"wgan"``
+            (:func:`train_wgan`) or ``"mmd"`` (:func:`train_mmd`).
+        steps: generator updates, chosen so that the run takes about the toy's budget of
+            CPU time (:data:`TOY_BUDGET_SECONDS`) with one torch thread.
+        config: the trainer's configuration.
+    """
+
+    label: str
+    trainer: str
+    steps: int
+    config: object
+
+
+def train_toy(toy, method: ToyMethod, seed: int, *, progress: bool = False,
+              monitor: Callable | None = None, monitor_every: int = 0):
+    """Train one method of the comparison on a 2-D toy from ``seed``.
+
+    The same seed gives every method the same initial generator: torch's global generator is
+    seeded with ``seed`` (:func:`gradelib.device.seed_everything`), then a
+    :class:`gradelib.gan.MLPGenerator` (2-D noise, 3 x 128 ReLU) and, for the adversarial
+    methods, a :class:`gradelib.gan.MLPDiscriminator` (3 x 128 LeakyReLU) are built; data,
+    noise and every other random number come from ``make_generator(seed)``.
+
+    Args:
+        toy: a :class:`gradelib.data.GaussianMixture2D` (its ``sample`` is the data).
+        method: see :class:`ToyMethod`.
+        seed: an int.
+        progress: show a progress bar.
+        monitor: optional ``monitor(step, seconds, generator, critic)`` (``critic`` None for
+            MMD) returning a dict, every ``monitor_every`` steps and after the last.
+        monitor_every: see ``monitor``.
+
+    Returns:
+        ``(generator, critic, history)`` with the trainer's history (``"monitor"``,
+        ``"seconds"``...); ``critic`` is None for MMD. Both networks end in eval mode.
+
+    Raises:
+        ValueError: an unknown ``method.trainer``.
+    """
+    from gradelib.device import make_generator, seed_everything
+    from gradelib.gan import MLPDiscriminator, MLPGenerator, train_gan
+
+    require_choice("method.trainer", method.trainer, ("gan", "wgan", "mmd"))
+    seed_everything(seed)
+    generator = MLPGenerator()
+    critic = None if method.trainer == "mmd" else MLPDiscriminator()
+    watch = None
+    if monitor is not None:
+        def watch(step: int, seconds: float) -> dict:
+            return monitor(step, seconds, generator, critic)
+    rng = make_generator(seed)
+    options = {"progress": progress, "monitor": watch, "monitor_every": monitor_every}
+    if method.trainer == "gan":
+        history = train_gan(generator, critic, toy.sample, method.steps, 1, rng,
+                            config=method.config, **options)
+    elif method.trainer == "wgan":
+        history = train_wgan(generator, critic, toy.sample, method.steps, rng,
+                             config=method.config, **options)
+    else:
+        history = train_mmd(generator, toy.sample, method.steps, rng, config=method.config,
+                            **options)
+    return generator, critic, history

@@ -357,6 +357,8 @@ def _loop(generator_sign=-1.0, global_noise=False, keys=checks.HISTORY_KEYS, sho
         m = reference.BATCH_SIZE
         opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.9))
         opt_c = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.5, 0.9))
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda i: 1 - i / steps)
+                      for o in (opt_g, opt_c)]
         history = {key: [] for key in keys}
 
         def noise():
@@ -377,6 +379,8 @@ def _loop(generator_sign=-1.0, global_noise=False, keys=checks.HISTORY_KEYS, sho
             opt_g.zero_grad()
             loss_g.backward()
             opt_g.step()
+            for scheduler in schedulers:
+                scheduler.step()
             values = {"critic": loss_c.item(), "generator": loss_g.item(),
                       "wasserstein_estimate": -loss_c.item(),
                       "lipschitz_bound": float(reference.gradient_norm_bound(

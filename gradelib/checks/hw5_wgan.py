@@ -70,7 +70,7 @@ SEED = 5005
 SPECTRAL_NORM = "torch.nn.utils.parametrizations.spectral_norm"
 
 #: Generator steps the hidden check trains for, each after ``TRAINING_N_CRITIC`` critic steps.
-TRAINING_STEPS = 400
+TRAINING_STEPS = 800
 TRAINING_N_CRITIC = 5
 #: Width of the check's 3-hidden-layer generator and spectrally normalised critic.
 TRAINING_HIDDEN = 64
@@ -738,7 +738,8 @@ def judge(run: dict) -> dict[str, float]:
              f"8 modes and its samples are a sliced W1 of {sliced:.3f} from the data; expected "
              f"at least {MIN_RING_MODES} modes and at most {MAX_SLICED_W1}.",
              "Critic steps minimise mean f(fake) - mean f(real) on fresh batches (fakes "
-             "detached); the generator step minimises -mean f(G(z)); Adam with lr 1e-3 and "
-             "betas (0.5, 0.9) for both, batches of 256, no clipping and no penalty.")
+             "detached); the generator step minimises -mean f(G(z)); Adam with lr 1e-3 "
+             "decayed linearly to 0 and betas (0.5, 0.9) for both, batches of 256, no "
+             "clipping and no penalty.")
     return {"modes": modes, "high_quality": run["high_quality"], "sliced_w1": sliced,
             "lipschitz_bound": median_bound, "seconds": run["seconds"]}
