@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import ot
@@ -252,3 +253,37 @@ def test_train_mmd_lowers_the_mmd_and_is_deterministic():
     first, second = run(), run()
     assert first["mmd"] == second["mmd"] and len(first["mmd"]) == 60
     assert sum(first["mmd"][-10:]) < sum(first["mmd"][:10])
+
+
+# ------------------------------------------------------------ the equal-budget comparison
+
+
+@pytest.mark.parametrize("key", ["gan", "wgan_clip", "wgan_gp", "mmd"])
+def test_train_toy_runs_every_method_deterministically(key):
+    method = dataclasses.replace(wgan.TOY_COMPARISON["ring"][key], steps=3, hidden_dim=16)
+
+    def run():
+        records = []
+        generator, critic, history = wgan.train_toy(
+            ring_mixture(), method, 0, monitor=lambda step, seconds, g, c: records.append(step) or {},
+            monitor_every=2)
+        return generator, critic, history, records
+
+    generator, critic, history, records = run()
+    assert records == [2, 3] and not generator.training
+    assert (critic is None) == (key == "mmd")
+    again = run()
+    for a, b in zip(generator.parameters(), again[0].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_comparison_settings_share_budgets_and_seeds():
+    assert set(wgan.TOY_COMPARISON) == set(wgan.TOY_BUDGET_SECONDS) == {"ring", "grid"}
+    assert not set(wgan.TOY_TUNING_SEEDS) & set(wgan.TOY_HELD_OUT_SEEDS)
+    assert len(wgan.TOY_HELD_OUT_SEEDS) == 5
+    for toy, methods in wgan.TOY_COMPARISON.items():
+        assert list(methods) == ["gan", "wgan_clip", "wgan_gp", "mmd"]
+        for key, method in methods.items():
+            assert method in wgan.TOY_CANDIDATES[toy][key]  # chosen among the tuned candidates
+    with pytest.raises(ValueError, match="method.trainer must be one of"):
+        wgan.train_toy(ring_mixture(), wgan.ToyMethod("x", "vae", 1, None), 0)
