@@ -61,8 +61,28 @@ THRESHOLD = 0.5
 #: shows a solution). These are first-edition homework awaiting their second edition
 #: (SYLLABUS, "Homework integrity"); the scans of these are xfail(strict=True), so an
 #: entry must be removed as soon as its rewrite lands. It must end empty.
+#: Measured with this scanner on the first edition (K = 16, THRESHOLD = 0.5): each of
+#: hw1-hw5 has graded functions whose solution is in its family module (in the kit's
+#: wheel) and shown by its chapter; hw6's q6 is gradelib.autoencoders.linear_ae_loss, and
+#: its q9 and q10 are the exercises chapter's worked solutions.
 KNOWN_EXPOSURES: dict[str, frozenset[str]] = {
+    "hw1_autoencoders": frozenset({"kit", "book"}),
+    "hw2_pixelcnn": frozenset({"kit", "book"}),
+    "hw3_vae": frozenset({"kit", "book"}),
+    "hw4_gan": frozenset({"kit", "book"}),
+    "hw5_wgan": frozenset({"kit", "book"}),
+    "hw6_exercises": frozenset({"kit", "book"}),
 }
+
+def exposure_params(names: list[str], surface: str) -> list:
+    """``names`` as pytest parameters, those exposed on ``surface`` ("kit" or "book")
+    marked ``xfail(strict=True)``: their scan must fail until their rewrite lands."""
+    import pytest
+
+    return [pytest.param(name, marks=pytest.mark.xfail(
+                strict=True, reason=f"known exposure ({surface}): first edition of {name}"))
+            if surface in KNOWN_EXPOSURES.get(name, ()) else name for name in names]
+
 
 _PLACEHOLDER_NAME = "V"
 _PLACEHOLDER_STRING = "S"
