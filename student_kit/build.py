@@ -57,12 +57,15 @@ WHEEL_SOURCE = re.compile(r'(gradelib\s*=\s*\{\s*path\s*=\s*")wheels/[^"]+(")')
 
 
 def uv_command() -> list[str]:
+    """``$KIT_UV``, ``$UV`` (``uv run`` sets it), ``uv`` on the PATH or where ``make uv``
+    installs it (``pip install --user``), else ``python3 -m uv``."""
     for variable in ("KIT_UV", "UV"):
         if os.environ.get(variable):
             return shlex.split(os.environ[variable])
-    if shutil.which("uv"):
-        return [shutil.which("uv")]
-    return [sys.executable, "-m", "uv"]
+    for candidate in (shutil.which("uv"), Path.home() / ".local" / "bin" / "uv"):
+        if candidate and Path(candidate).is_file():
+            return [str(candidate)]
+    return ["python3", "-m", "uv"]
 
 
 def uv_env() -> dict[str, str]:
