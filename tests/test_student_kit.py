@@ -545,3 +545,17 @@ def test_kit_contains_no_solution_hidden_test_check_or_reference(kit_documents, 
 
 def test_kit_contains_no_shared_check_code(kit_documents):
     hi.assert_not_exposed(hi.scan(hi.shared_check_secrets(), kit_documents), "the kit")
+
+
+def test_students_are_sent_to_the_kit_not_the_repository():
+    """README "For students" and the book's first page send students to the kit; the
+    grading chapter says what an instructor publishes and what stays private."""
+    readme = (REPO / "README.md").read_text()
+    students = readme.split("## For students", 1)[1].split("\n## ", 1)[0]
+    intro = (REPO / "book" / "intro.md").read_text()
+    studying = intro.split("**Studying.**", 1)[1].split("\n\n", 1)[0]
+    for text in (students, studying):
+        assert "student kit" in text and "uv sync --locked" in text and "uv run jupyter lab" in text
+        assert not re.search(r"make |git clone|solutions/|from the course environment", text), text
+    grading = (REPO / "book" / "grading.md").read_text()
+    assert "make student-kit" in grading and "stays private" in grading and "solutions/" in grading
