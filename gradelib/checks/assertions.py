@@ -213,10 +213,9 @@ def forbid_autograd(
 def trains_model(check: Callable) -> Callable:
     """Mark a check that trains a model itself (seconds to minutes of CPU per call).
 
-    The grading pipeline (``gradelib.grading``) runs such a check once per submission, in its
-    verification process outside the student's kernel, rather than a second time in the
-    kernel; plain ``nbgrader autograde`` runs it in the kernel as usual. Returns ``check``
-    unchanged, with the attribute ``trains_model = True``.
+    The grading pipeline (``gradelib.grading``) runs every hidden check once per submission,
+    in its trusted checker; the mark tells benchmarks and budgets which checks dominate the
+    grading time. Returns ``check`` unchanged, with the attribute ``trains_model = True``.
     """
     check.trains_model = True
     return check

@@ -28,9 +28,10 @@ import traceback
 
 import torch
 
-try:  # mounted as a loose file beside wire.py in the sandbox; a package module elsewhere
+if __name__ == "__main__":  # a loose file beside wire.py in the sandbox (python -I: no script dir)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import wire  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - in the instructor's environment
+else:  # imported from the package in the instructor's environment
     from gradelib.grading import wire
 
 #: Where a portable object's constructor may come from (``assertions.portable``).
@@ -158,12 +159,27 @@ def gradients_of_call(fn, args: list, kwargs: dict, wrt: list):
 
 # ----------------------------------------------------------------------------- the server
 
+class _NoIPython:
+    """What ``get_ipython()`` returns here: magics (``%matplotlib inline``) do nothing."""
+
+    def run_line_magic(self, *args, **kwargs):
+        return None
+
+    def run_cell_magic(self, *args, **kwargs):
+        return None
+
+    def system(self, *args, **kwargs):
+        return None
+
+    getoutput = system
+
+
 class Harness:
     """The request loop; ``namespace`` is the student's globals, ``handles`` what stays here."""
 
     def __init__(self, read_fd: int, write_fd: int):
         self.read_fd, self.write_fd = read_fd, write_fd
-        self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__, "get_ipython": _NoIPython}
         self.handles: dict[int, object] = {}
         self.next_handle = 1
 
@@ -176,10 +192,10 @@ class Harness:
 
             if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.kind in "biuf":
                 return torch.from_numpy(np.array(value, copy=True))
-        if depth < 8 and type(value) in (list, tuple):
+        if depth < 8 and isinstance(value, (list, tuple)):  # torch.Size, namedtuples: plain tuples
             items = [self.to_wire(v, depth + 1) for v in value]
-            return items if type(value) is list else tuple(items)
-        if depth < 8 and type(value) is dict and all(type(k) is str for k in value):
+            return items if isinstance(value, list) else tuple(items)
+        if depth < 8 and isinstance(value, dict) and all(type(k) is str for k in value):  # OrderedDict
             return {k: self.to_wire(v, depth + 1) for k, v in value.items()}
         handle = self.next_handle
         self.next_handle += 1
