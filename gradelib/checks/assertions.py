@@ -288,9 +288,13 @@ CALL_OPTIONS: contextvars.ContextVar[dict] = contextvars.ContextVar("CALL_OPTION
 
 #: Where a :func:`portable` object's constructor may come from: the public libraries and the
 #: student-facing ``gradelib`` (never ``gradelib.checks`` or ``gradelib.grading``).
-PUBLIC_PREFIXES = ("torch.nn.", "gradelib.data.", "gradelib.autoencoders.", "gradelib.pixelcnn.",
-                   "gradelib.vae.", "gradelib.gan.", "gradelib.wgan.", "gradelib.mixture.",
-                   "gradelib.digit_classifier.", "gradelib.diffusion.")
+def _public_prefixes() -> tuple[str, ...]:
+    from gradelib import FAMILIES, SUPPORT
+
+    return ("torch.nn.", *(f"gradelib.{name}." for name in (*FAMILIES, *SUPPORT)))
+
+
+PUBLIC_PREFIXES = _public_prefixes()
 
 
 def _public_callable(path: str) -> Callable:

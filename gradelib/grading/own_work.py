@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import ast
 
-# Student-facing gradelib modules (the book's code): a graded name that comes from one of them
-# is not the student's own work.
-REFERENCE_MODULES = ("gradelib.autoencoders", "gradelib.pixelcnn", "gradelib.vae", "gradelib.gan",
-                     "gradelib.wgan", "gradelib.mixture", "gradelib.digit_classifier", "gradelib.diffusion")
+from gradelib import FAMILIES
+
+# Student-facing gradelib modules with the book's code (the families of ``gradelib.FAMILIES``
+# and the digit classifier): a graded name that comes from one of them is not the student's
+# own work.
+REFERENCE_MODULES = tuple(f"gradelib.{name}" for name in (*FAMILIES, "digit_classifier"))
 
 
 def own_work_static(student_cells: list[tuple[str, str]], names: list[str]) -> dict[str, str]:

@@ -104,7 +104,7 @@ class StudentProcess:
                                      stderr=subprocess.DEVNULL, env=env, cwd=str(self.sandbox.workdir),
                                      preexec_fn=self.sandbox.preexec, start_new_session=True, bufsize=0)
         reply = self._exchange({"op": "setup", "cells": cells, "cell_timeout": self.sandbox.limits.cell_timeout,
-                                "threads": 1}, deadline_s)
+                                "threads": 1, "public_prefixes": list(assertions.PUBLIC_PREFIXES)}, deadline_s)
         statuses = reply.get("ok")
         if not isinstance(statuses, list) or len(statuses) != len(cells) or \
                 not all(isinstance(s, dict) and isinstance(s.get("status"), str) for s in statuses):
