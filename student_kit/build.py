@@ -174,7 +174,9 @@ def build(out: Path, *, offline: bool = False, update_lock: bool = False) -> Pat
         raise ValueError("student_kit/pyproject.toml has no [tool.uv.sources] gradelib path")
     (out / "pyproject.toml").write_text(WHEEL_SOURCE.sub(rf"\g<1>wheels/{wheel.name}\g<2>", pyproject))
     # with --update-lock the main lock is the starting point: uv keeps its versions
-    _run([*uv_command(), "lock", *(["--offline"] if offline else [])], cwd=out)
+    # the wheel is new: let uv re-read it (its hash and metadata), and nothing else
+    _run([*uv_command(), "lock", "--upgrade-package", "gradelib", *(["--offline"] if offline else [])],
+         cwd=out)
     if update_lock:
         shutil.copy(out / "uv.lock", TEMPLATE / "uv.lock")
     archive = out.with_suffix(".zip")

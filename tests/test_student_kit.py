@@ -559,3 +559,11 @@ def test_students_are_sent_to_the_kit_not_the_repository():
         assert not re.search(r"make |git clone|solutions/|from the course environment", text), text
     grading = (REPO / "book" / "grading.md").read_text()
     assert "make student-kit" in grading and "stays private" in grading and "solutions/" in grading
+
+
+def test_kit_leaves_out_what_the_grading_sandbox_leaves_out():
+    """The kit's wheel and the grading sandbox's copy of gradelib agree on what is
+    instructor-only."""
+    from gradelib.grading import sandbox
+
+    assert set(kit_build.INSTRUCTOR_ONLY) == set(sandbox.INSTRUCTOR_ONLY)
