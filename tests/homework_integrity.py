@@ -57,7 +57,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: penalty, IWAE bound, and hw6's q9 and q10) 0.5 to 0.79; code that only looks alike
 #: scores less (hw1's training loop against the PixelCNN chapter's: 0.44; a check's
 #: Gaussian log-density against gradelib.mixture: 0.35). With runs of 12 that training loop
-#: reaches 0.57; with runs of 20 the book's Autoencoder falls to 0.55 and hw6's q9 to 0.42.
+#: reaches 0.57; with runs of 20 the book's Autoencoder falls to 0.55 and hw6's q9 (17
+#: tokens, one run) is not found.
 K = 16
 #: Parts shorter than this (``return x.sum()``) say nothing about where they came from.
 MIN_TOKENS = 10
