@@ -261,9 +261,10 @@ class DenoisingAutoencoder(nn.Module):
 
     Encoder: conv 3x3/2 (32 ch, 14x14), ReLU, conv 3x3/2 (64 ch, 7x7), ReLU, then a linear
     layer to ``D``. Decoder: a linear layer to 64x7x7, ReLU, then transposed convs 4x4/2
-    (32 ch, 14x14), ReLU, (1 ch, 28x28) and a sigmoid, so outputs lie in [0, 1]. The width
-    (32 and 64 channels, twice the chapter's plain autoencoder) is what filling in half a
-    digit needs (``benchmarks/hw1_autoencoders.py``).
+    (32 ch, 14x14), ReLU, (1 ch, 28x28) and a sigmoid, so outputs lie in [0, 1]. With 32
+    and 64 channels, twice the chapter's plain autoencoder, it scores a test error of 11.05
+    per image after the graded 6 epochs. The chapter's widths score 11.69
+    (``benchmarks/hw1_autoencoders.py``).
 
     Args:
         latent_dim: ``D``, the size of the code.
@@ -316,11 +317,12 @@ class DenoisingTrainingConfig:
 
     Attributes:
         batch_size: 32 images per Adam step, 125 steps per epoch on the 4,000 embedded
-            digits. Smaller batches mean more steps in the same epochs, and the model leaves
-            its early plateau (outputs near the mean digit) sooner than with 64
-            (``benchmarks/hw1_autoencoders.py``).
-        learning_rate: 2e-3 for Adam (Kingma & Ba, 2015). Twice the default shortens the
-            plateau as well, and this small network is stable at that rate.
+            digits. More steps in the same epochs get the model off its early plateau
+            (outputs near the mean digit) sooner. After 6 epochs, batches of 32 at 2e-3
+            reach a test error of 11.05 per image, and Adam's defaults with batches of 64
+            reach 14.80 (``benchmarks/hw1_autoencoders.py``).
+        learning_rate: 2e-3 for Adam (Kingma & Ba, 2015), twice the default, at which this
+            small network is stable.
     """
 
     batch_size: int = 32
