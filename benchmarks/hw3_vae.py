@@ -143,10 +143,10 @@ def measure() -> dict:
                        "train_seconds": round(seconds, 1),
                        "prior_moved": not all(torch.allclose(a, b, atol=1e-7)
                                               for a, b in zip(prior_before, prior_after))}
-                if beta == 1.0:
-                    accuracy, per_digit = checks.sample_accuracy(model)
-                    run["sample_accuracy"] = round(accuracy, 3)
-                    run["sample_accuracy_per_digit"] = [round(a, 3) for a in per_digit]
+            if beta == 1.0:
+                accuracy, per_digit = checks.sample_accuracy(model)
+                run["sample_accuracy"] = round(accuracy, 3)
+                run["sample_accuracy_per_digit"] = [round(a, 3) for a in per_digit]
             runs[str(beta)] = run
             print(f"{label:>52} beta={beta}: " + ", ".join(f"{k} {v}" for k, v in run.items()
                                                          if k != "sample_accuracy_per_digit"),

@@ -489,7 +489,8 @@ def sample_accuracy(model, function: str = "train_cvae") -> tuple[float, list[fl
     requested = torch.arange(10).repeat_interleave(SAMPLES_PER_DIGIT)  # (10 * S,)
     eps = torch.randn(len(requested), LATENT_DIM, generator=make_generator(SEED + 6))
     images = conditional_samples(model, requested, eps, function)
-    judge, _ = reference_digit_classifier()
+    with torch.enable_grad():  # the classifier is trained (once per process) on first use
+        judge, _ = reference_digit_classifier()
     correct = (classify_digits(judge, images) == requested).float()  # (10 * S,)
     return float(correct.mean()), correct.reshape(10, SAMPLES_PER_DIGIT).mean(1).tolist()
 
