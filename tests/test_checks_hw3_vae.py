@@ -326,7 +326,7 @@ def test_rate_distortion_check_rejects(wrong, message):
 
 
 def _train(model, images, labels, epochs, beta, generator, *, beta_on="kl", freeze_prior=False,
-           align_labels=True, use_beta=True):
+           align_labels=True, use_beta=True, pixels="sum"):
     """An independent training loop (Adam 2e-3, batches of 100), optionally with one bug."""
     parameters = [p for n, p in model.named_parameters() if not (freeze_prior and n.startswith("prior"))]
     optimizer = torch.optim.Adam(parameters, lr=2e-3)
@@ -339,7 +339,7 @@ def _train(model, images, labels, epochs, beta, generator, *, beta_on="kl", free
             x = images[index]
             y = labels[index] if align_labels else labels[start:start + 100]
             eps = torch.randn(len(x), model.latent_dim, generator=generator)
-            loss = _elbo(model, x, y, eps, beta if use_beta else 1.0, beta_on=beta_on).mean()
+            loss = _elbo(model, x, y, eps, beta if use_beta else 1.0, beta_on=beta_on, pixels=pixels).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -366,11 +366,12 @@ def test_train_check_rejects_labels_not_shuffled_with_the_images(monkeypatch):
 @pytest.mark.parametrize(
     ("trainer", "message"),
     [
-        (_loop(beta_on="reconstruction"), "the test rate .* should fall and the distortion rise as beta grows"),
-        (_loop(use_beta=False), "the test rate .* should fall and the distortion rise as beta grows"),
+        (_loop(beta_on="reconstruction"), "the test rate .* should fall and the distortion rise as beta grows, by at least 0.5 nats"),
+        (_loop(use_beta=False), "the test rate .* should fall and the distortion rise as beta grows, by at least 0.5 nats"),
+        (_loop(pixels="mean"), "the test rate .* should fall and the distortion rise as beta grows, by at least 0.5 nats"),
         (_loop(freeze_prior=True), r"the prior model.prior\(labels\) did not change during training"),
     ],
-    ids=["beta-on-reconstruction", "beta-ignored", "prior-frozen"],
+    ids=["beta-on-reconstruction", "beta-ignored", "pixel-mean", "prior-frozen"],
 )
 def test_train_check_rejects_short_runs_of_wrong_loops(monkeypatch, trainer, message):
     # the branches these test do not depend on how long the runs are

@@ -58,6 +58,8 @@ __all__ = [
     "TRAINING_TIME_FACTOR",
     "training_time_budget",
     "SAMPLE_ACCURACY_BAND",
+    "ORDER_MARGIN_NATS",
+    "rates_and_distortions_ordered",
 ]
 
 SEED = 2015
@@ -71,19 +73,40 @@ BETAS = (0.25, 1.0, 4.0)
 TRAINING_EPOCHS = 8
 #: Samples drawn per requested digit for the classifier (noise drawn here).
 SAMPLES_PER_DIGIT = 30
-#: Wall-clock seconds always allowed for one training run. The reference takes about 3 s per
-#: run on a quiet 2-core CPU and up to 15 s on a heavily shared one (benchmarks/hw3_vae.py).
-#: The budget stops runaway loops, not honest ones.
+#: Wall-clock seconds always allowed for one training run. The reference took 26-34 s per
+#: run with a load average of 20 on 2 cores (benchmarks/hw3_vae.py), several times what it
+#: takes on a quiet machine. The budget stops runaway loops, not honest ones.
 TRAINING_TIME_BUDGET_S = 60.0
 #: On a slower or busier machine the budget grows to this many times what the reference
 #: takes for the same epochs, timed (one epoch) just before (:func:`training_time_budget`).
 TRAINING_TIME_FACTOR = 5.0
 #: Smallest accepted share of conditional samples (beta = 1) that the course's digit
-#: classifier labels as the requested digit, over 10 x SAMPLES_PER_DIGIT samples.
-#: Measured by benchmarks/hw3_vae.py (recorded in benchmarks/results/hw3_vae.json).
-SAMPLE_ACCURACY_BAND = 0.6
+#: classifier labels as the requested digit, over 10 x SAMPLES_PER_DIGIT samples. Measured by
+#: benchmarks/hw3_vae.py (recorded in benchmarks/results/hw3_vae.json), trained as this check
+#: trains. The solution reaches 0.833, and a weaker but acceptable model (200 hidden units, a
+#: linear prior, Adam 1e-3) 0.627. A loop that does not shuffle the labels with their images
+#: scores 0.117, near chance (0.1). The other broken loops are caught elsewhere, not by this
+#: band: with the KL taken to N(0, I) the prior never moves (accuracy 0.77); with the
+#: reconstruction averaged over pixels the rate collapses to 0 for every beta, so the
+#: ordering fails (the decoded class means score 1.0); with beta on the reconstruction term
+#: the ordering is reversed (rates 3.30, 7.52, 12.67 for beta 0.25, 1, 4).
+SAMPLE_ACCURACY_BAND = 0.4
+
+#: Smallest step, in nats, by which the mean test rate must fall and the mean test distortion
+#: must rise from one beta of BETAS to the next. Measured by benchmarks/hw3_vae.py: the
+#: solution's rates are 12.59, 7.52, 3.31 and its distortions 121.09, 123.02, 135.43 (smallest
+#: step 1.93); the weaker acceptable model's smallest step is 2.74. A loop that averages the
+#: reconstruction over pixels collapses the rate to 0.00 for every beta, and its distortions
+#: differ by 0.03 or less: without a margin, noise could order them.
+ORDER_MARGIN_NATS = 0.5
 
 FLOAT32 = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def rates_and_distortions_ordered(rates: list[float], distortions: list[float]) -> bool:
+    """Whether the rates fall and the distortions rise along BETAS, by ORDER_MARGIN_NATS each step."""
+    return all(r0 - r1 >= ORDER_MARGIN_NATS for r0, r1 in zip(rates, rates[1:])) and \
+        all(d1 - d0 >= ORDER_MARGIN_NATS for d0, d1 in zip(distortions, distortions[1:]))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -506,7 +529,8 @@ def check_train_cvae(train_cvae: Callable, CVAE: Callable) -> float:  # noqa: N8
     ``model.prior(0..9)`` must have changed. For ``beta = 1``, at least
     ``SAMPLE_ACCURACY_BAND`` of the conditional samples (noise drawn here) must be labelled as
     the requested digit by the course's classifier. Over the three runs, the mean test rate
-    (KL to ``p(z | y)``) must fall and the mean test distortion must rise as beta grows.
+    (KL to ``p(z | y)``) must fall and the mean test distortion must rise as beta grows, by at
+    least ``ORDER_MARGIN_NATS`` per step.
     Both are computed here on the 1,000 binarized test digits. Returns the sample accuracy
     at ``beta = 1``.
     """
@@ -555,8 +579,10 @@ def check_train_cvae(train_cvae: Callable, CVAE: Callable) -> float:  # noqa: N8
     distortions = [measured[b][1] for b in BETAS]
     table = ", ".join(f"beta={b}: rate {r:.2f}, distortion {d:.2f}"
                       for b, r, d in zip(BETAS, rates, distortions))
-    if not (rates[0] > rates[1] > rates[2] and distortions[0] < distortions[1] < distortions[2]):
-        fail(name, f"the test rate (nats) should fall and the distortion rise as beta grows; "
-             f"measured {table}.", "Pass beta on to cvae_negative_elbo: it weights the KL "
-             "term of the loss you minimise, and nothing else.")
+    if not rates_and_distortions_ordered(rates, distortions):
+        fail(name, f"the test rate (nats) should fall and the distortion rise as beta grows, by at "
+             f"least {ORDER_MARGIN_NATS:g} nats from one beta to the next; measured {table}.",
+             "Pass beta on to cvae_negative_elbo: it weights the KL term of the loss you minimise, "
+             "and nothing else. Sum the reconstruction term over the pixels: averaged, it is too "
+             "weak for the code to carry anything.")
     return accuracy
