@@ -218,8 +218,8 @@ def cvae_negative_elbo(
     ``-log p(x | z, y) + beta * KL(q(z | x, y) || p(z | y))``, with ``(mu, logvar) =
     model.encode(x, labels)``, the prior ``model.prior(labels)`` and one sample
     ``z = mu + exp(logvar / 2) * eps`` (the CVAE bound of Sohn et al., 2015, weighted as in
-    Higgins et al., 2017, Eq. 4). ``beta`` multiplies the KL only. At ``beta = 1`` this is the negative ELBO, an
-    upper bound on ``-log p(x | y)`` in expectation.
+    Higgins et al., 2017, Eq. 4). ``beta`` multiplies the KL only. At ``beta = 1`` this is the
+    negative ELBO, an upper bound on ``-log p(x | y)`` in expectation.
 
     Args:
         model: has ``encode(x, labels)``, ``decode(z, labels)`` (logits) and ``prior(labels)``.
