@@ -1,0 +1,1 @@
+"""Instructor-side references of graded functions, never shipped to students."""
