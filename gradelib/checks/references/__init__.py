@@ -1,0 +1,1 @@
+"""instructor-side references of graded functions, never shipped to students"""
