@@ -2,9 +2,10 @@
 
 Run from the repository root (``OMP_NUM_THREADS=1``; several minutes on a busy 2-core CPU)::
 
-    uv run python benchmarks/pixelcnn.py                  # both parts
+    uv run python benchmarks/pixelcnn.py                  # every part
     uv run python benchmarks/pixelcnn.py --part chapter   # the chapter's one-channel bars
-    uv run python benchmarks/pixelcnn.py --part colour    # the homework's band and budgets
+    uv run python benchmarks/pixelcnn.py --part colour    # the homework's band
+    uv run python benchmarks/pixelcnn.py --part budgets   # the homework's notebook and autograde times
 
 Part ``chapter`` (issue 4; ``benchmarks/results/pixelcnn.json``), on embedded MNIST binarized
 at 0.5: the reference :class:`gradelib.pixelcnn.PixelCNN` trained for the chapter's epochs
@@ -26,6 +27,11 @@ and the check's own run time. It also times the pieces the notebook's and the gr
 budgets are made of: the check's training probe, the evaluation of the 1,000 test digits,
 and sampling 8 digits with the reference sampler (the notebook's demo).
 
+Part ``budgets`` (``benchmarks/results/pixelcnn_colour_budgets.json``): the wall time of
+the solution notebook executed top to bottom (goal <= 150 s) and of ``nbgrader autograde`` of
+one correct submission (goal <= 120 s), each with the CPU time of the kernel (what the wall
+time would be on an idle machine: everything runs on one thread) and the load average.
+
 Records follow the benchmark convention: ``commit``, ``config``, ``loadavg`` (before the
 run), ``threads`` and, for the colour part, ``constants`` (the calibrated values in
 ``gradelib.checks.hw2_pixelcnn``, which a test compares with the code).
@@ -37,7 +43,11 @@ import argparse
 import json
 import math
 import os
+import resource
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -265,15 +275,66 @@ def colour() -> None:
     _write("pixelcnn_colour.json", record)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def budgets() -> None:
+    """Time the solution notebook and the autograding of one correct submission."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    repo = Path(__file__).resolve().parent.parent
+    assignment = "hw2_pixelcnn"
+    source = repo / "solutions" / assignment / f"{assignment}.ipynb"
+    record = _record({"notebook": str(source.relative_to(repo)), "goal_notebook_s": 150,
+                      "goal_autograde_s": 120, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")})
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    notebook = nbformat.read(source, as_version=4)
+    cpu, start, load = _children_cpu(), time.perf_counter(), os.getloadavg()
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(source.parent)}}).execute()
+    record["solution_notebook"] = {"seconds": round(time.perf_counter() - start, 1),
+                                   "kernel_cpu_seconds": round(_children_cpu() - cpu, 1),
+                                   "loadavg_before": [round(v, 2) for v in load],
+                                   "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+    print(f"solution notebook: {record['solution_notebook']}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        course = Path(tmp)
+        shutil.copy(repo / "nbgrader_config.py", course)
+        shutil.copytree(repo / "solutions" / assignment, course / "solutions" / assignment)
+
+        def nbgrader(*args: str) -> None:
+            subprocess.run(["nbgrader", *args, f"--CourseDirectory.root={course}"], cwd=course,
+                           env=env, check=True, capture_output=True)
+
+        nbgrader("generate_assignment", assignment)
+        target = course / "submitted" / "student" / assignment
+        target.mkdir(parents=True)
+        shutil.copy(source, target)
+        cpu, start, load = _children_cpu(), time.perf_counter(), os.getloadavg()
+        nbgrader("autograde", assignment)
+        record["autograde_one_submission"] = {
+            "seconds": round(time.perf_counter() - start, 1),
+            "cpu_seconds_nbgrader_and_kernel": round(_children_cpu() - cpu, 1),
+            "loadavg_before": [round(v, 2) for v in load],
+            "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+    print(f"autograde: {record['autograde_one_submission']}", flush=True)
+    _write("pixelcnn_colour_budgets.json", record)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("chapter", "colour", "both"), default="both")
+    parser.add_argument("--part", choices=("chapter", "colour", "budgets", "all"), default="all")
     parser.add_argument("--epochs", type=int, default=CHAPTER_EPOCHS, help="chapter epochs")
     args = parser.parse_args()
-    if args.part in ("chapter", "both"):
+    if args.part in ("chapter", "all"):
         chapter(args.epochs)
-    if args.part in ("colour", "both"):
+    if args.part in ("colour", "all"):
         colour()
+    if args.part in ("budgets", "all"):
+        budgets()
 
 
 if __name__ == "__main__":

@@ -465,3 +465,21 @@ def test_check_trained_accepts_the_reference_trained_as_in_the_notebook():
     seconds = time.perf_counter() - start  # passed as 0: this machine may be busy
     checks.check_trained_colour_pixelcnn(model, 0.0)
     print(f"reference after the notebook's training: {seconds:.0f} s")
+
+
+def test_benchmark_record_quotes_the_constants_in_the_code():
+    """benchmarks/results/pixelcnn_colour.json calibrated the constants now in the code."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+                         / "pixelcnn_colour.json").read_text())
+    for key in ("commit", "config", "loadavg", "threads", "constants"):
+        assert key in record, key
+    for dotted, value in record["constants"].items():
+        module, _, name = dotted.rpartition(".")
+        assert getattr(importlib.import_module(module), name) == value, dotted
+    variants = record["variants"]
+    assert all(v["passes_check"] for k, v in variants.items() if k.startswith(("solution", "weaker")))
+    assert not any(v.get("passes_check", False) for k, v in variants.items() if k.startswith("broken"))
