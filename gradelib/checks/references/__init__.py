@@ -1,1 +1,1 @@
-"""Instructor-side references of graded functions, never shipped to students."""
+"""instructor-side references of graded functions, never shipped to students"""
