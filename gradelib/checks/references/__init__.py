@@ -1,1 +1,1 @@
-"""instructor-side references of graded functions, never shipped to students"""
+"""Reference implementations of graded functions, one module per assignment (instructor side)."""
