@@ -53,6 +53,9 @@ __all__ = [
     "TOY_DDPM",
     "TOY_DDPM_STEPS",
     "LATENT_DDPM",
+    "LatentDDPMConfig",
+    "LatentDDPM",
+    "train_latent_ddpm",
 ]
 
 
@@ -490,3 +493,120 @@ def train_ddpm(
     model.load_state_dict(average.state_dict())
     model.eval()
     return {"loss": losses, "seconds": seconds, "schedule": schedule}
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@dataclass(frozen=True)
+class LatentDDPMConfig:
+    """Hyperparameters of :func:`train_latent_ddpm`: a DDPM on the codes of an autoencoder.
+
+    Attributes:
+        latent_dim: size of the code of :class:`gradelib.autoencoders.Autoencoder`. 16
+            numbers keep the decoded digits sharp enough for the digit classifier while the
+            denoiser stays a small MLP.
+        autoencoder_epochs: passes of the autoencoder over the 4,000 embedded digits.
+        hidden_dim: width of the denoiser (:class:`TimeConditionedMLP`).
+        num_layers: hidden layers of the denoiser.
+        ddpm_steps: Adam steps of the denoiser on the standardised codes.
+        ddpm: batch size, step size, EMA and ``T`` of the denoiser's training.
+    """
+
+    latent_dim: int = 16
+    autoencoder_epochs: int = 30
+    hidden_dim: int = 256
+    num_layers: int = 3
+    ddpm_steps: int = 8000
+    ddpm: DDPMTrainingConfig = LATENT_DDPM
+
+
+class LatentDDPM(nn.Module):
+    """A DDPM in the code space of an autoencoder (latent diffusion, Rombach et al., 2022).
+
+    Codes are standardised per dimension (``(z - code_mean) / code_std``) before the
+    denoiser sees them, so that ``N(0, I)`` at ``t = T`` has their scale.
+
+    Args:
+        autoencoder: has ``encode`` ``(B, 1, 28, 28) -> (B, D)`` and ``decode`` back.
+        denoiser: ``denoiser(z, t)`` predicting the noise on standardised codes.
+        code_mean, code_std: ``(D,)`` statistics of the training codes.
+        schedule: the betas the denoiser was trained with.
+    """
+
+    def __init__(self, autoencoder: nn.Module, denoiser: nn.Module, code_mean: torch.Tensor,
+                 code_std: torch.Tensor, schedule: DiffusionSchedule):
+        super().__init__()
+        self.autoencoder, self.denoiser, self.schedule = autoencoder, denoiser, schedule
+        self.register_buffer("code_mean", code_mean.detach().clone())
+        self.register_buffer("code_std", code_std.detach().clone())
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, *, sampler: str = "ancestral",
+               num_steps: int = 50) -> torch.Tensor:
+        """``n`` digits ``(n, 1, 28, 28)`` in [0, 1]: draw codes with the denoiser, decode them.
+
+        ``sampler="ancestral"`` takes ``T`` denoiser evaluations (``num_steps`` is ignored),
+        ``"ddim"`` takes ``num_steps``. Noise comes from ``generator`` only.
+
+        Raises:
+            TypeError / ValueError: bad ``n``, ``generator`` or ``sampler``.
+        """
+        require_positive_int("n", n)
+        _require_generator(generator)
+        if sampler not in ("ancestral", "ddim"):
+            raise ValueError(f"sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+        self.eval()
+        device = self.code_mean.device
+        z_T = torch.randn(n, len(self.code_mean), generator=generator,
+                          device=generator.device).to(device)  # (n, D)
+        if sampler == "ancestral":
+            z = ancestral_sample(self.denoiser, z_T, self.schedule, generator)
+        else:
+            z = ddim_sample(self.denoiser, z_T, self.schedule, num_steps)
+        return self.autoencoder.decode(z * self.code_std + self.code_mean)  # (n, 1, 28, 28)
+
+
+def train_latent_ddpm(images: torch.Tensor, seed: int = 0, *,
+                      config: LatentDDPMConfig = LatentDDPMConfig(),
+                      progress: bool = False) -> tuple[LatentDDPM, dict[str, object]]:
+    """Train an autoencoder on ``images``, then a DDPM on its standardised codes.
+
+    Seeds torch's global generator with ``seed`` before building each network; shuffling,
+    minibatches and noise come from ``make_generator(seed)`` and ``make_generator(seed + 1)``.
+
+    Args:
+        images: ``(N, 1, 28, 28)`` float32 in [0, 1] (embedded MNIST's training digits).
+        seed: seeds both stages.
+        config: code size, epochs, denoiser size and training settings.
+        progress: show tqdm progress bars.
+
+    Returns:
+        ``(model, history)`` with ``history = {"autoencoder_loss": per-epoch losses,
+        "autoencoder_seconds", "ddpm_loss": per-step losses, "ddpm_seconds"}``.
+
+    Raises:
+        TypeError / ValueError: bad ``images`` (see :func:`gradelib.autoencoders.train_autoencoder`).
+    """
+    from gradelib.autoencoders import Autoencoder, train_autoencoder
+    from gradelib.device import get_device, make_generator
+
+    device = get_device()
+    torch.manual_seed(seed)
+    autoencoder = Autoencoder(config.latent_dim).to(device)
+    start = time.perf_counter()
+    autoencoder_loss = train_autoencoder(autoencoder, images, config.autoencoder_epochs,
+                                         make_generator(seed))
+    autoencoder_seconds = time.perf_counter() - start
+    with torch.no_grad():
+        codes = torch.cat([autoencoder.encode(images[i : i + 1000].to(device))
+                           for i in range(0, len(images), 1000)])  # (N, D)
+    mean, std = codes.mean(0), codes.std(0)
+    torch.manual_seed(seed)
+    denoiser = TimeConditionedMLP(config.latent_dim, config.hidden_dim, config.num_layers).to(device)
+    trained = train_ddpm(denoiser, (codes - mean) / std, config.ddpm_steps,
+                         make_generator(seed + 1), config=config.ddpm, progress=progress)
+    model = LatentDDPM(autoencoder, denoiser, mean, std, trained["schedule"])
+    return model.eval(), {"autoencoder_loss": autoencoder_loss,
+                          "autoencoder_seconds": autoencoder_seconds,
+                          "ddpm_loss": trained["loss"], "ddpm_seconds": trained["seconds"]}
