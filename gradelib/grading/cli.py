@@ -213,7 +213,7 @@ def _zip_member_refusal(info: zipfile.ZipInfo, max_bytes: int) -> str | None:
     name = info.filename
     if stat.S_ISLNK(mode):
         return "is a symbolic link in the archive"
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # no type bits: a file
         return "is not a regular file in the archive"
     if name.startswith("/") or ".." in Path(name).parts:
         return "has a path outside the archive"

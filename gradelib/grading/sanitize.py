@@ -291,7 +291,7 @@ def bound_outputs(notebook, cell_bytes: int, notebook_bytes: int) -> list[str]:
 
 
 _SCRIPT = re.compile(r"<script\b.*?</script\s*>|<script\b[^>]*/?>", re.I | re.S)
-_ACTIVE_HEAD = re.compile(r"<(link|base|meta\s+http-equiv|object|embed|iframe)\b[^>]*>", re.I | re.S)
+_ACTIVE_HEAD = re.compile(r"<(link|base|meta\s+http-equiv|object|embed|iframe)\b[^>]*>\n?", re.I | re.S)
 
 
 def sanitize_feedback_html(page: str) -> str:
@@ -310,12 +310,11 @@ def sanitize_feedback_html(page: str) -> str:
     at = page.lower().find("<body")
     head, body = (page[:at], page[at:]) if at >= 0 else ("", page)
     head = _ACTIVE_HEAD.sub("", _SCRIPT.sub("", head))
-    head = re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", head)
     csp = f'<meta http-equiv="Content-Security-Policy" content="{FEEDBACK_CSP}">'
     if re.search(r"<head\b[^>]*>", head, re.I):
         head = re.sub(r"(<head\b[^>]*>)", lambda m: m.group(1) + "\n" + csp, head, count=1, flags=re.I)
     else:
         head = f"<!DOCTYPE html>\n<html>\n<head>\n{csp}\n</head>\n"
     body = re.sub(r"^<body\b[^>]*>", "", body, flags=re.I)
-    body = re.sub(r"</html\s*>\s*$", "", body, flags=re.I)
-    return f"{head}<body>\n{clean_html(body)}\n</body>\n</html>\n"
+    body = re.sub(r"(</body\s*>\s*)?(</html\s*>\s*)?$", "", body, flags=re.I)
+    return f"{head}<body>\n{clean_html(body).strip()}\n</body>\n</html>\n"
