@@ -31,7 +31,15 @@ from gradelib import (
 
 __version__ = "0.1.0"
 
+#: The registry of model families, one module each, in syllabus order. Everything that needs
+#: the list reads it here: the grading pipeline's own-work rule (``grading/own_work.py``) and
+#: the public objects a check may send to student code (``checks/assertions.portable``).
+FAMILIES = ("mixture", "autoencoders", "pixelcnn", "vae", "gan", "wgan", "diffusion")
+#: The other student-facing modules (data, devices, plots, argument checks, the judge of
+#: generated digits).
+SUPPORT = ("data", "device", "plotting", "validation", "digit_classifier")
+
 __all__ = [
     "autoencoders", "data", "device", "digit_classifier", "gan", "mixture", "pixelcnn",
-    "vae", "validation", "wgan", "__version__",
+    "vae", "validation", "wgan", "__version__", "FAMILIES", "SUPPORT",
 ]

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from gradelib.validation import (
+    require_generator,
     require_positive_int,
     require_same_shape,
     require_shape,
@@ -262,8 +263,7 @@ def train_autoencoder(
     require_tensor("train_images", train_images, ndim=4, floating=True)
     require_shape("train_images", train_images, (None, 1, 28, 28))
     require_positive_int("epochs", epochs)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     n = len(train_images)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from gradelib.validation import require_choice, require_positive_int
+from gradelib.validation import require_generator, require_choice, require_positive_int
 
 __all__ = [
     "MNIST_SOURCES",
@@ -192,8 +192,7 @@ class GaussianMixture2D:
             ValueError: ``n`` is not positive.
         """
         require_positive_int("n", n)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        require_generator("generator", generator)
         device = generator.device
         modes = torch.randint(self.num_modes, (n,), generator=generator, device=device)
         noise = torch.randn(n, 2, generator=generator, device=device)

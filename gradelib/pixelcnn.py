@@ -41,6 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gradelib.validation import (
+    require_generator,
     require_binary,
     require_choice,
     require_positive_int,
@@ -339,8 +340,7 @@ def sample(
     require_positive_int("n", n)
     require_positive_int("height", height)
     require_positive_int("width", width)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = _model_device(model, generator.device)
     context = getattr(model, "context_rows", None)
     use_context = isinstance(context, int) and not isinstance(context, bool) and context >= 0
@@ -414,8 +414,7 @@ def train_pixelcnn(
     require_shape("train_images", train_images, (None, 1, None, None))
     require_binary("train_images", train_images)
     require_positive_int("epochs", epochs)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     n = len(train_images)

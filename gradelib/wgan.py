@@ -23,16 +23,17 @@ solves the transport linear program with POT's ``ot.emd2`` (Flamary et al., 2021
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from gradelib.gan import _device_of, _progress, _require_generator
+from gradelib.training import TrainingClock, device_of, monitor_step
+from gradelib.training import progress as training_progress
 from gradelib.validation import (
     require_choice,
+    require_generator,
     require_positive_int,
     require_same_shape,
     require_shape,
@@ -392,7 +393,7 @@ def train_wgan(
             generator without an int ``latent_dim``.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     require_choice("config.lipschitz", config.lipschitz, ("clip", "gp"))
     require_choice("config.optimizer", config.optimizer, ("rmsprop", "adam"))
     require_positive_int("config.n_critic", config.n_critic)
@@ -400,7 +401,7 @@ def train_wgan(
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
         raise TypeError("generator must have an int attribute latent_dim (the noise size), "
                         f"got {latent_dim!r}")
-    device = _device_of(generator)
+    device = device_of(generator)
     lr_g = config.generator_learning_rate or config.learning_rate
     optimizer_g = _optimizer(generator.parameters(), config, lr_g)
     optimizer_c = _optimizer(critic.parameters(), config, config.learning_rate)
@@ -420,9 +421,8 @@ def train_wgan(
     critic.train()
     if config.lipschitz == "clip":
         clip_weights_(critic, config.clip)
-    start = time.perf_counter()
-    paused = 0.0
-    for step in _progress(range(1, steps + 1), progress, f"WGAN ({config.lipschitz})"):
+    clock = TrainingClock()  # the monitor's time is not training time
+    for step in training_progress(range(1, steps + 1), progress, f"WGAN ({config.lipschitz})"):
         for _ in range(config.n_critic):
             real = data_sampler(m, generator_rng).to(device)
             with torch.no_grad():
@@ -450,18 +450,8 @@ def train_wgan(
         history["wasserstein_estimate"].append((real_scores.mean() - fake_scores.mean()).item())
         history["gradient_penalty"].append(penalty.item())
         history["generator"].append(loss_g.item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            critic.eval()
-            with torch.no_grad():
-                record = monitor(step, pause - start - paused)
-            history["monitor"].append(record)
-            generator.train()
-            critic.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator, critic)
+    history["seconds"] = clock.seconds
     generator.eval()
     critic.eval()
     return history

@@ -19,19 +19,22 @@ is not read: it gets zero points and a ``refused`` flag. Before grading, the sub
 compared with the reference sources and with each other (``similarity.py``); those flags
 join each submission's.
 
-The grade of a test cell is the minimum of the in-kernel result (``kernel.py``) and the
-result of the verification outside the kernel (``verify.py``), where the cell has a
-``gradelib`` check; 0 for a graded name that is gradelib's reference ("own work"). Every
-disagreement, tamper finding or fault is a flag; a flagged submission is marked for review.
+Each submission runs twice, in two sandboxes, and neither run computes a grade:
 
-A check that trains a model itself (``@trains_model`` in ``gradelib.checks``: hw1's
-``check_train_autoencoder``, hw3's ``check_train_vae``, hw4's ``check_train_gan``) runs once,
-in the verification: the kernel runs that test cell's visible tests only. Training twice
-per submission would make the pipeline slower than plain nbgrader, which trains once
-(``benchmarks/grading.py``). For such a cell, failing the visible tests in the kernel while
-passing the hidden check is flagged; the reverse is an ordinary wrong answer. The
-verification's outcome is appended to the cell's output in the executed notebook, so the
-student's feedback shows it.
+- the *kernel* run (``kernel.py``) executes the notebook as the student wrote it, with the
+  visible tests only (the hidden blocks become a comment): its outputs are the student's
+  feedback;
+- the *trusted* run (``trusted.py``) starts the student's code in a plain sandboxed process
+  (``harness.py``) and grades every test cell with its ``gradelib.checks`` calls, made in
+  this worker process, which never runs student code: inputs go out and outputs come back as
+  plain data (``wire.py``), and every comparison is made here.
+
+The grade of a test cell is the trusted check's: its points if the check passed, else 0; 0
+for a graded name that is one of gradelib's own implementations ("own work"). Failing the
+visible tests in the kernel while passing the trusted check, a tamper finding, a fault of
+the student process or of a check are flags; any flag marks the submission for review. The
+trusted outcome is appended to each test cell's output in the executed notebook, so the
+student's feedback shows what the grade rests on.
 """
 
 from __future__ import annotations
@@ -50,22 +53,23 @@ import nbformat
 
 from gradelib.grading.cells import build_graded_notebook, grade_id, graded_points, read_notebook, without_hidden_tests
 from gradelib.grading.kernel import prepare_workdir, run_in_kernel
-from gradelib.grading.sandbox import Limits, Sandbox
+from gradelib.grading.own_work import own_work_static
+from gradelib.grading.remote import stage_harness
+from gradelib.grading.sandbox import Limits, Sandbox, stage_student_library
 from gradelib.grading.tamper import compare_with_release, scan_student_code
-from gradelib.grading.verify import (graded_names, own_work_static, run_verification, training_checks,
-                                    verification_plan)
+from gradelib.grading.trusted import graded_names, run_trusted_checks, trusted_plan
 
 
 def _private_dir(scratch: str, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=scratch))  # 0700; bwrap mounts it
 
 
-def _show_verification(notebook, gid: str, check: dict, cell: dict) -> None:
-    """Append the verification's outcome to test cell ``gid`` of the executed notebook, so
+def _show_trusted(notebook, gid: str, check: dict, cell: dict) -> None:
+    """Append the trusted check's outcome to test cell ``gid`` of the executed notebook, so
     the student's feedback says what the grade rests on (the check's own message)."""
     for nb_cell in notebook.cells:
         if grade_id(nb_cell) == gid:
-            text = f"grader (verification outside the kernel): {check['status']}"
+            text = f"grader (trusted check, outside your code's process): {check['status']}"
             if cell["note"]:
                 text += f": {cell['note']}"
             nb_cell.outputs.append(nbformat.v4.new_output(
@@ -86,11 +90,13 @@ def grade_submission(job: dict) -> dict:
 
     Returns:
         plain data: ``student``, ``assignment``, ``notebook``, ``score``, ``max_score``,
-        ``cells`` (``{grade_id: {"max", "kernel", "verification", "final", "note"}}``),
-        ``flags``, ``review`` (bool), ``sandbox`` (one line), ``notebook_json`` (the executed
-        notebook), ``kernel_cells`` and ``verification_steps`` (status of every cell in each
-        run), ``timing`` (seconds of each run), ``seconds``. Never raises: a failure of the grader itself becomes a flag
-        and zero points, for this submission only.
+        ``cells`` (``{grade_id: {"max", "kernel", "trusted", "final", "note"}}``: ``kernel``
+        the visible tests' points in the kernel, for information), ``flags``, ``review``
+        (bool), ``sandbox`` (one line), ``notebook_json`` (the executed notebook),
+        ``kernel_cells`` (status of every cell in the kernel), ``student_cells`` (status of
+        every cell in the trusted run's student process), ``timing`` (seconds of each run),
+        ``seconds``. Never raises: a failure of the grader itself becomes a flag and zero
+        points, for this submission only.
     """
     start = time.monotonic()
     limits = Limits(**job["limits"])
@@ -103,7 +109,7 @@ def grade_submission(job: dict) -> dict:
         release = read_notebook(job["release"])
         maxima = graded_points(source)
         result["max_score"] = sum(maxima.values())
-        result["cells"] = {g: {"max": m, "kernel": 0.0, "verification": "not run", "final": 0.0, "note": ""}
+        result["cells"] = {g: {"max": m, "kernel": 0.0, "trusted": "not run", "final": 0.0, "note": ""}
                            for g, m in maxima.items()}
         try:
             submission = read_notebook(job["submission"])
@@ -117,58 +123,46 @@ def grade_submission(job: dict) -> dict:
         flags += scan_student_code(graded.student_cells)
 
         key = f"{job['assignment']}/{job['student']}/{job['notebook']}"
+        private = _private_dir(job["scratch"], "grader")
         kernel_dir = _private_dir(job["scratch"], "kernel")
-        verify_dir = _private_dir(job["scratch"], "verify")
-        workdirs += [kernel_dir, verify_dir]
-        shutil.copy(job["submission"], kernel_dir / job["notebook"])
+        student_dir = _private_dir(job["scratch"], "student")
+        workdirs += [private, kernel_dir, student_dir]
+        library = stage_student_library(private / "library")
+        harness = stage_harness(private / "harness")
         prepare_workdir(kernel_dir)
-        prepare_workdir(verify_dir)
-        kernel_box = Sandbox.create(kernel_dir, limits, key, job.get("use_bwrap"))
-        verify_box = Sandbox.create(verify_dir, limits, key + "/verify", job.get("use_bwrap"))
+        prepare_workdir(student_dir)
+        kernel_box = Sandbox.create(kernel_dir, limits, key, job.get("use_bwrap"), library=library)
+        student_box = Sandbox.create(student_dir, limits, key + "/trusted", job.get("use_bwrap"), library=library)
         result["sandbox"] = kernel_box.describe()
 
-        plan = verification_plan(graded.notebook, job["assignment"], limits.cell_timeout)
-        training = training_checks(plan)
-        executed = without_hidden_tests(graded.notebook, training)
+        plan = trusted_plan(graded.notebook)
+        executed = without_hidden_tests(graded.notebook, set(maxima))
         kernel = run_in_kernel(executed, kernel_box)
         flags += kernel["flags"]
-        verification = run_verification(plan, verify_box)
-        flags += verification["flags"]
-        result["timing"] = {"kernel": kernel["seconds"], "verification": verification["seconds"]}
+        trusted = run_trusted_checks(plan, student_box, harness)
+        flags += trusted["flags"]
+        result["timing"] = {"kernel": kernel["seconds"], "trusted": trusted["seconds"]}
         result["kernel_cells"] = kernel["cells"]
-        result["verification_steps"] = verification["steps"]
+        result["student_cells"] = {c["label"]: c["status"] for c in trusted["cells"]}
         names = graded_names(plan)
-        own_work = dict(own_work_static(graded.student_cells, list(names)))
-        for name, why in verification["own_work"].items():
-            own_work.setdefault(name, why)
+        own_work = own_work_static(graded.student_cells, list(names))
 
         for gid, cell in result["cells"].items():
             cell["kernel"] = kernel["points"].get(gid, 0.0)
-            check = verification["checks"].get(gid, {"status": "not run", "message": ""})
-            cell["verification"] = check["status"]
-            final = cell["kernel"]
-            if check["status"] != "no check":
-                verified = cell["max"] if check["status"] == "pass" else 0.0
-                kernel_side = "passed" if cell["kernel"] > 0 else f"failed ({kernel['cells'].get(gid, '')})"
-                if gid in training:
-                    # The kernel ran the visible tests only: passing them and failing the
-                    # hidden check is an ordinary wrong answer, not a disagreement.
-                    if cell["kernel"] == 0 and verified > 0:
-                        flags.append(f"disagreement: {gid}: in-kernel visible tests {kernel_side}, "
-                                     f"verification {check['status']}")
-                elif (cell["kernel"] > 0) != (verified > 0):
-                    flags.append(f"disagreement: {gid}: in-kernel {kernel_side}, verification {check['status']}"
-                                 + (f" ({check['message'][:200]})" if check["message"] else ""))
-                final = min(final, verified)
-                cell["note"] = check["message"][:300]
+            check = trusted["checks"].get(gid, {"status": "not run", "message": "the trusted run ended first"})
+            cell["trusted"] = check["status"]
+            final = cell["max"] if check["status"] == "pass" else 0.0
+            cell["note"] = check["message"][:300]
+            if final > 0 and cell["kernel"] == 0:
+                flags.append(f"disagreement: {gid}: the visible tests failed in the kernel "
+                             f"({kernel['cells'].get(gid, '')}), the trusted check passed")
             for name, why in own_work.items():
                 if names.get(name) == gid:
                     final = 0.0
                     cell["note"] = f"own work: {name} {why}"
                     flags.append(f"own work: {gid}: {name} {why}")
             cell["final"] = final
-            if gid in training or final < cell["kernel"]:
-                _show_verification(executed, gid, check, cell)
+            _show_trusted(executed, gid, check, cell)
         result["score"] = sum(c["final"] for c in result["cells"].values())
         result["flags"] = list(dict.fromkeys(flags))
         result["review"] = bool(result["flags"])

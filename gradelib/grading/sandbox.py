@@ -5,8 +5,10 @@
 - under bubblewrap (``bwrap``) when it is usable here: new network namespace (no network:
   only a loopback), new PID/IPC/UTS namespaces, the whole file system replaced by read-only
   binds of the system directories, the Python installation, the virtual environment and
-  the ``gradelib`` package, a private ``/tmp``, and one writable directory: the private
-  copy of this one submission. The course directory, the gradebook, the solutions and the
+  the *student-facing* ``gradelib`` (a copy without ``gradelib.checks`` and
+  ``gradelib.grading``, made by ``stage_student_library`` and mounted where the package
+  is: the checks, their references and answer keys do not exist inside), a private ``/tmp``,
+  and one writable directory: the private copy of this one submission. The course directory, the gradebook, the solutions and the
   other submissions are not mounted, so they do not exist for the student's code. When the
   grader runs as root, the code inside runs as an unprivileged user id of its own
   (``setpriv``), so the process-count limit applies (the kernel exempts root from it);
@@ -42,6 +44,24 @@ from pathlib import Path
 import gradelib
 
 GIB = 1024**3
+#: Subpackages of ``gradelib`` that students never receive (the student kit leaves them out,
+#: and the sandbox does not mount them).
+INSTRUCTOR_ONLY = ("checks", "grading")
+
+
+def stage_student_library(directory: Path) -> Path:
+    """A copy of the ``gradelib`` package without ``INSTRUCTOR_ONLY`` in ``directory/gradelib``.
+
+    Returns:
+        the copy's path (mounted read-only over the package in the sandbox).
+    """
+    source = Path(gradelib.__file__).resolve().parent
+    target = Path(directory) / "gradelib"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, ignore=lambda folder, names: [
+        n for n in names if n == "__pycache__" or (Path(folder) == source and n in INSTRUCTOR_ONLY)])
+    return target
 
 
 @dataclass(frozen=True)
@@ -143,7 +163,7 @@ def _readonly_paths() -> list[Path]:
     """Directories the sandbox needs to run the course's Python: the interpreter's prefix,
     the virtual environment, and the ``gradelib`` package (not the rest of the repository)."""
     paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-             Path(gradelib.__file__).resolve().parent}
+             Path(gradelib.__file__).resolve().parent}  # replaced by the student copy when staged
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         value = sysconfig.get_paths().get(key)
         if value:
@@ -173,10 +193,15 @@ class Sandbox:
     limits: Limits
     mode: str
     uid: int | None
+    library: Path | None = None
 
     @classmethod
-    def create(cls, workdir: Path, limits: Limits, key: str, use_bwrap: bool | None = None) -> "Sandbox":
+    def create(cls, workdir: Path, limits: Limits, key: str, use_bwrap: bool | None = None,
+               library: Path | None = None) -> "Sandbox":
         """A sandbox for ``workdir`` (which must exist); bwrap if usable unless told not to.
+
+        ``library`` is the student-facing copy of ``gradelib`` (``stage_student_library``),
+        mounted over the package under bwrap; None mounts the package itself.
 
         Raises:
             ValueError: if ``use_bwrap`` is True but bwrap cannot run here.
@@ -190,7 +215,7 @@ class Sandbox:
             uid = sandbox_uid(key)
             for path in [workdir, *workdir.rglob("*")]:
                 os.chown(path, uid, uid)
-        return cls(Path(workdir), limits, mode, uid)
+        return cls(Path(workdir), limits, mode, uid, Path(library) if library else None)
 
     def describe(self) -> str:
         """One line for the grade report: how this submission was isolated."""
@@ -218,8 +243,11 @@ class Sandbox:
                 "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8", "JUPYTER_PLATFORM_DIRS": "1",
                 "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter-runtime", "IPYTHONDIR": f"{home}/.ipython"}
 
-    def command(self, argv: list[str]) -> list[str]:
-        """``argv`` wrapped for this sandbox (unchanged in limits-only mode)."""
+    def command(self, argv: list[str], extra_ro: list[tuple[Path, Path]] = ()) -> list[str]:
+        """``argv`` wrapped for this sandbox (unchanged in limits-only mode).
+
+        ``extra_ro``: more ``(source, mount point)`` pairs to mount read-only (the harness).
+        """
         if self.mode != "bwrap":
             return list(argv)
         cmd = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
@@ -233,13 +261,18 @@ class Sandbox:
                 cmd += ["--ro-bind", str(path), str(path)]
         cmd += ["--proc", "/proc", "--dev", "/dev", *self.tmpfs("/tmp")]
         made: set[Path] = {Path("/"), Path("/tmp")}
-        mounts = [(p, "--ro-bind") for p in _readonly_paths()] + [(self.workdir.resolve(), "--bind")]
-        for path, how in mounts:
+        package = Path(gradelib.__file__).resolve().parent
+        mounts = [(p, p, "--ro-bind") for p in _readonly_paths()]
+        if self.library is not None:  # the student-facing copy, over the package
+            mounts.append((self.library.resolve(), package, "--ro-bind"))
+        mounts += [(Path(src).resolve(), Path(dst), "--ro-bind") for src, dst in extra_ro]
+        mounts.append((self.workdir.resolve(), self.workdir.resolve(), "--bind"))
+        for source, path, how in mounts:
             for parent in reversed(path.parents):
                 if parent not in made and not str(parent).startswith(("/usr", "/etc")):
                     cmd += ["--perms", "0755", "--dir", str(parent)]
                     made.add(parent)
-            cmd += [how, str(path), str(path)]
+            cmd += [how, str(source), str(path)]
         cmd += ["--chdir", str(self.workdir.resolve())]
         if self.uid is not None:
             cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
