@@ -24,7 +24,7 @@ writable work directory lives on the grader's disk (the grader reads the kernel'
 there), so ``Sandbox.watch_disk`` measures it while the submission runs and ends the run
 when it holds more than ``Limits.work_bytes``.
 Wall-clock limits (per cell, per submission) and the output cap are enforced by the caller
-(``kernel.py``, ``verify.py``), which own the clocks and read the outputs.
+(``kernel.py``, ``remote.py``), which own the clocks and read the outputs.
 """
 
 from __future__ import annotations
