@@ -13,6 +13,7 @@ Modules, one model family each:
 - :mod:`gradelib.gan`: syllabus §5 (``hw4_gan``), with :mod:`gradelib.digit_classifier`
   to judge generated digits.
 - :mod:`gradelib.wgan`: syllabus §6 (``hw5_wgan``).
+- :mod:`gradelib.diffusion`: syllabus §8 (the chapter's DDPM; ``hw7_diffusion`` is flow matching).
 - :mod:`gradelib.checks`: the autograder checks, one module per assignment.
 """
 
@@ -20,6 +21,7 @@ from gradelib import (
     autoencoders,
     data,
     device,
+    diffusion,
     digit_classifier,
     gan,
     mixture,
@@ -40,6 +42,6 @@ FAMILIES = ("mixture", "autoencoders", "pixelcnn", "vae", "gan", "wgan", "diffus
 SUPPORT = ("data", "device", "plotting", "validation", "digit_classifier")
 
 __all__ = [
-    "autoencoders", "data", "device", "digit_classifier", "gan", "mixture", "pixelcnn",
+    "autoencoders", "data", "device", "diffusion", "digit_classifier", "gan", "mixture", "pixelcnn",
     "vae", "validation", "wgan", "__version__", "FAMILIES", "SUPPORT",
 ]

@@ -1,7 +1,9 @@
 """Generative adversarial networks: the minimax game, its optimum, and mode coverage.
 
-Reference implementations of the graded API of ``hw4_gan`` (syllabus §5), and the small
-models the GAN chapter trains.
+The code of the GAN chapter (syllabus §5): the minimax game's losses, its optimum on
+discrete distributions, mode coverage, and the small models the chapter trains. (The
+homework ``hw4_gan`` takes the next step, a convolutional DCGAN and the least-squares GAN;
+its references live with its checks, on the instructor's side.)
 
 A generator ``G`` maps noise ``z ~ N(0, I)`` to samples; a discriminator ``D`` maps a sample
 to the probability that it is real. Goodfellow et al. (2014, eq. 1) train them on the value

@@ -1,7 +1,10 @@
 """Wasserstein GAN: the earth mover's distance, weight clipping and the gradient penalty.
 
-Reference implementations of the graded API of ``hw5_wgan`` (syllabus §6), and the WGAN
-training loop the chapter runs on the 2-D toys of :mod:`gradelib.gan`.
+The code of the WGAN chapter (syllabus §6): the distances it computes, the critic's losses,
+the two ways of keeping a critic Lipschitz that the chapter shows, the WGAN training loop it
+runs on the 2-D toys of :mod:`gradelib.gan`, the experiment on disjoint supports, and the
+kernel-MMD generator it compares with. (The homework ``hw5_wgan`` takes the next step,
+spectral normalisation and the sliced distance; its references live with its checks.)
 
 The Wasserstein-1 (earth mover's) distance between distributions ``P`` and ``Q`` is the
 least expected distance ``E|X - Y|`` over couplings of ``X ~ P`` and ``Y ~ Q``. By the
@@ -18,6 +21,10 @@ points (Gulrajani et al., 2017, Algorithm 1: Adam, ``alpha = 1e-4``, ``beta = (0
 In one dimension the optimal coupling pairs the sorted samples, so between two samples of
 equal size ``W1 = mean_i |x_(i) - y_(i)|``. In two dimensions :func:`exact_wasserstein`
 solves the transport linear program with POT's ``ot.emd2`` (Flamary et al., 2021).
+
+A generator can also be trained without any adversary, by minimising a kernel maximum mean
+discrepancy to the data (:func:`mmd_loss`, :func:`train_mmd`; Li et al., 2015; Dziugaite et
+al., 2015), the moment-matching idea that the chapter's comparison includes.
 """
 
 from __future__ import annotations
@@ -291,6 +298,9 @@ class WGANTrainingConfig:
         linear_decay: decay both learning rates linearly to 0 over the run, as Gulrajani
             et al. (2017) do in their CIFAR-10 experiments; on the toys it lets the samples
             settle on the modes instead of jittering around them at the end.
+        decay_critic: with ``linear_decay``, decay the critic's step size too (True), or
+            only the generator's, so that the critic keeps tracking the data's fine
+            structure while the samples settle (False).
     """
 
     lipschitz: str = "gp"
@@ -303,6 +313,7 @@ class WGANTrainingConfig:
     clip: float = 0.01
     gp_weight: float = 10.0
     linear_decay: bool = False
+    decay_critic: bool = True
 
 
 #: Arjovsky et al. (2017), Algorithm 1: RMSProp, alpha = 5e-5, c = 0.01, m = 64, n_critic = 5.
@@ -407,8 +418,9 @@ def train_wgan(
     optimizer_c = _optimizer(critic.parameters(), config, config.learning_rate)
     schedulers = []
     if config.linear_decay:
+        decayed = (optimizer_g, optimizer_c) if config.decay_critic else (optimizer_g,)
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1 - i / steps)
-                      for opt in (optimizer_g, optimizer_c)]
+                      for opt in decayed]
     m = config.batch_size
     rng_device = generator_rng.device
 
@@ -455,3 +467,352 @@ def train_wgan(
     generator.eval()
     critic.eval()
     return history
+
+
+# ------------------------------------------------------------- gradients across a support gap
+
+
+@dataclass(frozen=True)
+class GapExperimentConfig:
+    """Settings of :func:`gradient_across_gap`: a small network trained to near-optimality at
+    each gap, the same for the discriminator and the critic.
+
+    Attributes:
+        steps: optimiser steps at each gap. 300 make the discriminator confident (its mean
+            ``D`` on the generator's segment is below 1e-3 from a gap of 0.1 on) and bring
+            the critic's score gap within a few per cent of W1.
+        batch_size: points drawn from each segment per step.
+        hidden_dim, num_layers: the :class:`gradelib.gan.MLPDiscriminator` used for both.
+        learning_rate, betas: Adam's, for both.
+        gp_weight: ``lambda`` of the critic's gradient penalty (Gulrajani et al., 2017).
+        eval_size: points of the generator's segment on which its gradient is averaged.
+    """
+
+    steps: int = 300
+    batch_size: int = 256
+    hidden_dim: int = 64
+    num_layers: int = 2
+    learning_rate: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    gp_weight: float = 10.0
+    eval_size: int = 4096
+
+
+#: The chapter's setting of the disjoint-supports experiment.
+GAP_EXPERIMENT = GapExperimentConfig()
+GAP_LOSSES = ("js", "wasserstein")
+
+
+def segment_sample(theta: float | torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` points uniform on the vertical segment ``{theta} x [0, 1]``: ``(n, 2)`` float32.
+
+    The parallel lines of Arjovsky et al. (2017, Example 1): ``theta = 0`` is the data
+    ``P``, ``theta != 0`` the one-parameter generator ``Q_theta = (theta, z)``,
+    ``z ~ U[0, 1]``. A ``theta`` that requires gradients gives points differentiable in it.
+
+    Raises:
+        TypeError / ValueError: bad ``n`` or ``generator``.
+    """
+    require_positive_int("n", n)
+    _require_generator(generator)
+    z = torch.rand(n, 1, generator=generator)  # (n, 1)
+    theta = torch.as_tensor(theta, dtype=torch.float32)
+    return torch.cat([theta.expand(n, 1), z], dim=1)  # (n, 2)
+
+
+def gradient_across_gap(theta: float, loss: str, generator_rng: torch.Generator, *,
+                        config: GapExperimentConfig = GAP_EXPERIMENT) -> dict[str, float]:
+    """The generator's gradient when data and samples lie on disjoint parallel segments.
+
+    The data is ``P`` = uniform on ``{0} x [0, 1]``, the generator ``Q_theta`` uniform on
+    ``{theta} x [0, 1]`` with ``theta`` fixed while a network is trained for
+    ``config.steps`` Adam steps to tell them apart:
+
+    - ``loss="js"``: a discriminator on :func:`gradelib.gan.discriminator_loss`, whose value
+      at the optimum is ``log 4 - 2 JS(P || Q_theta)`` (Goodfellow et al., 2014, Theorem 1);
+    - ``loss="wasserstein"``: a WGAN-GP critic on :func:`critic_loss` plus
+      ``gp_weight *`` :func:`gradient_penalty`, whose score gap estimates ``W1 = |theta|``.
+
+    Then the generator's loss is evaluated on ``config.eval_size`` fresh points of its
+    segment and differentiated with respect to ``theta``: the minimax (JS) loss
+    :func:`gradelib.gan.generator_loss_minimax` and the non-saturating one for the
+    discriminator, :func:`generator_loss` for the critic. Arjovsky & Bottou (2017, Theorem
+    2.4) prove that the first vanishes as the discriminator approaches the optimum when the
+    supports are disjoint; ``dW1/dtheta = sign(theta)`` does not.
+
+    Weights are initialised from torch's global generator (seed it first); the data and
+    the ``eps`` of the penalty come from ``generator_rng``.
+
+    Args:
+        theta: the gap between the segments, a non-zero number.
+        loss: ``"js"`` or ``"wasserstein"``.
+        generator_rng: a CPU ``torch.Generator``.
+        config: see :class:`GapExperimentConfig`.
+
+    Returns:
+        For ``"js"``: ``{"estimate": JS estimate (nats), "gradient": d(minimax loss)/dtheta,
+        "nonsaturating_gradient": d(non-saturating loss)/dtheta, "d_fake": mean D on the
+        generator's points}``; for ``"wasserstein"``: ``{"estimate": mean f(real) - mean
+        f(fake), "gradient": d(-mean f(fake))/dtheta}``. Python floats.
+
+    Raises:
+        TypeError / ValueError: ``theta`` not a non-zero finite number, bad ``loss`` or
+            ``generator_rng``.
+    """
+    from gradelib.gan import (
+        MLPDiscriminator,
+        discriminator_loss,
+        generator_loss_minimax,
+        generator_loss_nonsaturating,
+    )
+
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) \
+            or theta == 0:
+        raise ValueError(f"theta must be a non-zero finite number, got {theta!r}")
+    require_choice("loss", loss, GAP_LOSSES)
+    _require_generator(generator_rng)
+    net = MLPDiscriminator(hidden_dim=config.hidden_dim, num_layers=config.num_layers)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=config.betas)
+    m = config.batch_size
+    for _ in range(config.steps):
+        real, fake = segment_sample(0.0, m, generator_rng), segment_sample(theta, m, generator_rng)
+        if loss == "js":
+            objective = discriminator_loss(net(real), net(fake))
+        else:
+            eps = torch.rand(m, 1, generator=generator_rng)
+            objective = (critic_loss(net(real), net(fake))
+                         + config.gp_weight * gradient_penalty(net, real, fake, eps))
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+    shift = torch.tensor(float(theta), requires_grad=True)
+    fake_scores = net(segment_sample(shift, config.eval_size, generator_rng))  # (n,)
+    with torch.no_grad():
+        real_scores = net(segment_sample(0.0, config.eval_size, generator_rng))
+    if loss == "js":
+        (minimax,) = torch.autograd.grad(generator_loss_minimax(fake_scores), shift,
+                                         retain_graph=True)
+        (nonsaturating,) = torch.autograd.grad(generator_loss_nonsaturating(fake_scores), shift)
+        value = -discriminator_loss(real_scores, fake_scores.detach()).item()  # V(D, G)
+        return {"estimate": (value + math.log(4.0)) / 2, "gradient": minimax.item(),
+                "nonsaturating_gradient": nonsaturating.item(),
+                "d_fake": torch.sigmoid(fake_scores.detach()).mean().item()}
+    (gradient,) = torch.autograd.grad(generator_loss(fake_scores), shift)
+    return {"estimate": (real_scores.mean() - fake_scores.detach().mean()).item(),
+            "gradient": gradient.item()}
+
+
+# ------------------------------------------------------------------ moment matching (MMD)
+
+
+def mmd_loss(x: torch.Tensor, y: torch.Tensor, bandwidths: tuple[float, ...]) -> torch.Tensor:
+    """Squared maximum mean discrepancy between two samples, with a sum of Gaussian kernels.
+
+    ``MMD^2 = mean_{i,i'} k(x_i, x_i') + mean_{j,j'} k(y_j, y_j') - 2 mean_{i,j} k(x_i, y_j)``
+    with ``k(a, b) = sum_s exp(-||a - b||^2 / (2 s^2))`` over the bandwidths ``s``: the
+    biased (V-statistic) estimate that the generative moment matching networks of Li et al.
+    (2015, eq. 3 and §3.3, a mixture of bandwidths) and Dziugaite et al. (2015) minimise. It
+    is the squared distance between the two samples' mean embeddings in the kernel's feature
+    space, so it is ``>= 0``, and 0 for identical samples; with a characteristic kernel such
+    as the Gaussian the population MMD is 0 only when the distributions are equal (Gretton et
+    al., 2012). Differentiable in ``x`` and ``y``.
+
+    Args:
+        x: ``(N, d)`` floating tensor; y: ``(M, d)``, same dtype.
+        bandwidths: one or more positive kernel widths, in the units of the points.
+
+    Returns:
+        0-d tensor (squared units of nothing: kernel values are dimensionless).
+
+    Raises:
+        TypeError / ValueError: not non-empty 2-D floating tensors of one width, or bad
+            bandwidths.
+    """
+    require_tensor("x", x, ndim=2, floating=True)
+    require_tensor("y", y, ndim=2, floating=True)
+    require_shape("y", y, (None, x.shape[1]))
+    if x.shape[0] == 0 or y.shape[0] == 0:
+        raise ValueError(f"x and y must be non-empty, got shapes {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}")
+    widths = tuple(bandwidths) if isinstance(bandwidths, (tuple, list)) else ()
+    if not widths or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                             and math.isfinite(s) and s > 0 for s in widths):
+        raise ValueError(f"bandwidths must be a non-empty sequence of positive numbers, got "
+                         f"{bandwidths!r}")
+
+    def mean_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        # |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: matrix products, several times faster than
+        # differences of all pairs; clamped because rounding can make it slightly negative
+        squared = ((a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
+                   - 2 * a @ b.T).clamp_min(0)  # (len(a), len(b))
+        return sum(torch.exp(-squared / (2 * s**2)).mean() for s in widths)
+
+    return mean_kernel(x, x) + mean_kernel(y, y) - 2 * mean_kernel(x, y)
+
+
+@dataclass(frozen=True)
+class MMDTrainingConfig:
+    """Hyperparameters of :func:`train_mmd`.
+
+    Attributes:
+        batch_size: generated and real points per step; the estimate's variance falls with
+            it, its cost grows with its square.
+        learning_rate: Adam's step size.
+        betas: Adam's moment decay rates.
+        bandwidths: the kernel widths of :func:`mmd_loss`, from the modes' scale to the
+            toy's (a single width sees only one scale: too wide and it matches the mean and
+            the spread, too narrow and distant points feel no pull).
+        linear_decay: decay the step size linearly to 0 over the run (as the WGAN-GP runs).
+    """
+
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.999)
+    bandwidths: tuple[float, ...] = (0.05, 0.2, 1.0)
+    linear_decay: bool = True
+
+
+def train_mmd(
+    generator: nn.Module,
+    data_sampler: Callable[[int, torch.Generator], torch.Tensor],
+    steps: int,
+    generator_rng: torch.Generator,
+    *,
+    config: MMDTrainingConfig = MMDTrainingConfig(),
+    progress: bool = False,
+    monitor: Callable[[int, float], dict] | None = None,
+    monitor_every: int = 0,
+) -> dict[str, list]:
+    """Train a generator to minimise the kernel MMD to the data: a generative moment matching
+    network (Li et al., 2015, §3; Dziugaite et al., 2015).
+
+    No discriminator: each step draws ``real = data_sampler(m, generator_rng)`` and
+    ``generator(z)``, ``z = torch.randn(m, generator.latent_dim, generator=generator_rng)``,
+    and takes an Adam step on :func:`mmd_loss` between them.
+
+    Args:
+        generator: maps ``(B, latent_dim)`` noise to samples; has an int ``latent_dim``.
+        data_sampler: ``data_sampler(n, generator_rng)`` returns ``n`` real samples.
+        steps: generator updates.
+        generator_rng: a ``torch.Generator``.
+        config: see :class:`MMDTrainingConfig`.
+        progress, monitor, monitor_every: as in :func:`train_wgan`.
+
+    Returns:
+        ``{"mmd": [...]}`` (one float per step), ``"monitor"`` and ``"seconds"`` (training
+        time, the monitor's excluded).
+
+    Raises:
+        TypeError / ValueError: bad ``steps``, ``generator_rng``, or a generator without an
+            int ``latent_dim``.
+    """
+    require_positive_int("steps", steps)
+    _require_generator(generator_rng)
+    latent_dim = getattr(generator, "latent_dim", None)
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
+        raise TypeError("generator must have an int attribute latent_dim (the noise size), "
+                        f"got {latent_dim!r}")
+    device = _device_of(generator)
+    optimizer = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
+                                 betas=config.betas)
+    scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1 - i / steps)
+                 if config.linear_decay else None)
+    m = config.batch_size
+    history: dict[str, list] = {"mmd": [], "monitor": []}
+    generator.train()
+    start = time.perf_counter()
+    paused = 0.0
+    for step in _progress(range(1, steps + 1), progress, "MMD"):
+        real = data_sampler(m, generator_rng).to(device)
+        z = torch.randn(m, latent_dim, generator=generator_rng, device=generator_rng.device)
+        loss = mmd_loss(generator(z.to(device)), real, config.bandwidths)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        history["mmd"].append(loss.item())
+        if monitor is not None and ((monitor_every and step % monitor_every == 0)
+                                    or step == steps):
+            pause = time.perf_counter()
+            generator.eval()
+            with torch.no_grad():
+                history["monitor"].append(monitor(step, pause - start - paused))
+            generator.train()
+            paused += time.perf_counter() - pause
+    history["seconds"] = time.perf_counter() - start - paused
+    generator.eval()
+    return history
+
+
+# ------------------------------------------------------------ the equal-budget comparison
+
+
+@dataclass(frozen=True)
+class ToyMethod:
+    """How one method trains on one toy in the chapter's equal-budget comparison.
+
+    Attributes:
+        label: the method's name in tables and figures.
+        trainer: ``"gan"`` (:func:`gradelib.gan.train_gan`, k = 1), ``"wgan"``
+            (:func:`train_wgan`) or ``"mmd"`` (:func:`train_mmd`).
+        steps: generator updates, chosen so that the run takes about the toy's budget of
+            CPU time (:data:`TOY_BUDGET_SECONDS`) with one torch thread.
+        config: the trainer's configuration.
+    """
+
+    label: str
+    trainer: str
+    steps: int
+    config: object
+
+
+def train_toy(toy, method: ToyMethod, seed: int, *, progress: bool = False,
+              monitor: Callable | None = None, monitor_every: int = 0):
+    """Train one method of the comparison on a 2-D toy from ``seed``.
+
+    The same seed gives every method the same initial generator: torch's global generator is
+    seeded with ``seed`` (:func:`gradelib.device.seed_everything`), then a
+    :class:`gradelib.gan.MLPGenerator` (2-D noise, 3 x 128 ReLU) and, for the adversarial
+    methods, a :class:`gradelib.gan.MLPDiscriminator` (3 x 128 LeakyReLU) are built; data,
+    noise and every other random number come from ``make_generator(seed)``.
+
+    Args:
+        toy: a :class:`gradelib.data.GaussianMixture2D` (its ``sample`` is the data).
+        method: see :class:`ToyMethod`.
+        seed: an int.
+        progress: show a progress bar.
+        monitor: optional ``monitor(step, seconds, generator, critic)`` (``critic`` None for
+            MMD) returning a dict, every ``monitor_every`` steps and after the last.
+        monitor_every: see ``monitor``.
+
+    Returns:
+        ``(generator, critic, history)`` with the trainer's history (``"monitor"``,
+        ``"seconds"``...); ``critic`` is None for MMD. Both networks end in eval mode.
+
+    Raises:
+        ValueError: an unknown ``method.trainer``.
+    """
+    from gradelib.device import make_generator, seed_everything
+    from gradelib.gan import MLPDiscriminator, MLPGenerator, train_gan
+
+    require_choice("method.trainer", method.trainer, ("gan", "wgan", "mmd"))
+    seed_everything(seed)
+    generator = MLPGenerator()
+    critic = None if method.trainer == "mmd" else MLPDiscriminator()
+    watch = None
+    if monitor is not None:
+        def watch(step: int, seconds: float) -> dict:
+            return monitor(step, seconds, generator, critic)
+    rng = make_generator(seed)
+    options = {"progress": progress, "monitor": watch, "monitor_every": monitor_every}
+    if method.trainer == "gan":
+        history = train_gan(generator, critic, toy.sample, method.steps, 1, rng,
+                            config=method.config, **options)
+    elif method.trainer == "wgan":
+        history = train_wgan(generator, critic, toy.sample, method.steps, rng,
+                             config=method.config, **options)
+    else:
+        history = train_mmd(generator, toy.sample, method.steps, rng, config=method.config,
+                            **options)
+    return generator, critic, history

@@ -147,12 +147,22 @@ def test_cells_skipped_by_the_grader_define_nothing_graded_code_needs(assignment
     graded = build_graded_notebook(source, source).notebook
     plan = trusted.trusted_plan(graded)
     needed = set(trusted.graded_names(plan))
+    def free_names(table) -> set[str]:
+        """Names a cell reads without assigning them itself (at top level or as globals of
+        the functions it defines): what it needs from earlier cells."""
+        names = {s.get_name() for s in table.get_symbols()
+                 if s.is_referenced() and not (s.is_assigned() or s.is_imported())}
+        for child in table.get_children():
+            names |= {s.get_name() for s in child.get_symbols() if s.is_global() and s.is_referenced()}
+            names |= free_names(child) & {s.get_name() for s in child.get_symbols() if s.is_global()}
+        return names
+
     for cell in plan["cells"]:
         try:
             table = symtable.symtable(cell["code"], "<cell>", "exec")
         except SyntaxError:
             continue
-        needed |= {s.get_name() for s in table.get_symbols() if s.is_referenced()}
+        needed |= free_names(table)
     for cell in graded.cells:
         if trusted.is_skipped(cell):
             from gradelib.grading.tamper import python_source
