@@ -9,8 +9,13 @@ expectations, one per code cell, worked out from the notebook and its solution:
 - ``"stub"``: a solution cell, now a stub: it defines the stubs, or raises
   ``NotImplementedError`` (a top-level stub), and raises nothing else;
 - ``"uses-stubs"``: a cell that uses a name a stub defines (a test cell, a training run):
-  it must raise, and only ``NotImplementedError`` (a stub was reached) or a ``NameError``
-  for a name that a stub, or a cell that failed because of one, should have defined.
+  it must raise, and only ``NotImplementedError`` (a stub was reached), a ``NameError``
+  for a name that a stub, or a cell that failed because of one, should have defined, or,
+  in a cell that reads what an earlier cell of this run failed to finish (an empty
+  ``models`` dict its training loop left), whatever that incomplete state raises;
+- ``"uses-state"``: a cell that uses only what such cells define (a plot of the training
+  run's results): if a cell it reads from failed in this run, it may raise anything or
+  run (over an empty dict); otherwise it must run without error.
 
 For ``stub`` and ``uses-stubs`` cells the plugin sets nbval's ``raises-exception``
 option, then checks the error nbval recorded. Every cell's outcome goes to the report
@@ -25,6 +30,7 @@ import re
 import pytest
 
 _RECORDS: list[dict] = []
+_FAILED_BINDS: dict[str, set[str]] = {}  # notebook -> names bound by its cells that raised
 
 
 def pytest_addoption(parser):
@@ -73,13 +79,21 @@ def pytest_runtest_call(item):
         record["ename"] = "(nbval)"
         raise
     errors = [o for o in (item.test_outputs or []) if o.get("output_type") == "error"]
+    failed_binds = _FAILED_BINDS.setdefault(item.path.name, set())
+    unfinished = sorted(set(expected.get("loads", ())) & failed_binds)
     if errors:
         record["ename"], record["evalue"] = errors[0]["ename"], errors[0]["evalue"]
+        failed_binds.update(expected.get("binds", ()))
     where = f"cell {item.cell_num} ({expected.get('grade_id') or 'no grade_id'})"
     ename, evalue = record["ename"], record["evalue"]
     if expected["expect"] == "stub" and ename not in (None, "NotImplementedError"):
         pytest.fail(f"{where}: a stub cell raised {ename}: {evalue} (a stub may only raise "
                     "NotImplementedError)", pytrace=False)
+    if expected["expect"] == "uses-state":
+        if ename is not None and not unfinished:
+            pytest.fail(f"{where} raised {ename}: {evalue}, although every cell it reads "
+                        "from ran", pytrace=False)
+        record["unfinished"] = unfinished
     if expected["expect"] == "uses-stubs":
         names = sorted(expected["stub_names"])
         if ename is None:
@@ -89,10 +103,11 @@ def pytest_runtest_call(item):
         if ename == "NameError" and missing and missing.group(1) in names:
             record["failed"] = False
             return result
-        if ename != "NotImplementedError":
+        if ename != "NotImplementedError" and not unfinished:
             pytest.fail(f"{where} raised {ename}: {evalue}; with the stubs in place it may "
                         f"only raise NotImplementedError, or NameError for one of {names}",
                         pytrace=False)
+        record["unfinished"] = unfinished
     record["failed"] = False
     return result
 
