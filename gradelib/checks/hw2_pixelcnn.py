@@ -116,10 +116,6 @@ CHANGE_TOLERANCE = 1e-6
 DEPENDENCY_HEIGHT, DEPENDENCY_WIDTH = 5, 6
 
 
-def _module_types(obj) -> list[str]:
-    return describe(obj).get("mro", [])
-
-
 def _require_module(name: str, obj, call: str) -> dict:
     info = describe(obj)
     if "torch.nn.modules.module.Module" not in info.get("mro", []):
