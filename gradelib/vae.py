@@ -1,7 +1,6 @@
 """Variational autoencoders: the ELBO, the reparameterization trick and the IWAE bound.
 
-Reference implementations of the graded API of ``hw3_vae`` (syllabus §4), plus what the
-book's chapter and the course's likelihood table build on: the training loop, the reference
+The code of the VAE chapter (syllabus §4), and what the course's likelihood table builds on: the training loop, the reference
 model (:func:`train_reference_vae`), its evaluation, a conditional VAE, and a
 linear-Gaussian latent model whose evidence and posterior are known in closed form.
 
