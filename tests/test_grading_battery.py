@@ -973,8 +973,11 @@ def test_feedback_is_sanitised_and_shows_the_trusted_outcome(run):
     hostile = (course / f"feedback/script_injection/{assignment}/{assignment}.html").read_text()
     assert "<b>injected</b>" in hostile
     assert active_content(hostile) == [], active_content(hostile)
-    stored = (course / f"autograded/script_injection/{assignment}/{assignment}.ipynb").read_text()
-    assert "<script" not in stored and "onerror" not in stored and "application/javascript" not in stored
+    stored = nbformat.read(course / f"autograded/script_injection/{assignment}/{assignment}.ipynb", as_version=4)
+    outputs = [o for c in stored.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not any("application/javascript" in o.get("data", {}) for o in outputs)
+    html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    assert html and all(active_content(h) == [] for h in html) and any("<b>injected</b>" in h for h in html)
 
 
 def active_content(page: str) -> list[str]:
