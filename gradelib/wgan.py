@@ -495,7 +495,7 @@ def segment_sample(theta: float | torch.Tensor, n: int, generator: torch.Generat
         TypeError / ValueError: bad ``n`` or ``generator``.
     """
     require_positive_int("n", n)
-    _require_generator(generator)
+    require_generator("generator", generator)
     z = torch.rand(n, 1, generator=generator)  # (n, 1)
     theta = torch.as_tensor(theta, dtype=torch.float32)
     return torch.cat([theta.expand(n, 1), z], dim=1)  # (n, 2)
@@ -556,7 +556,7 @@ def gradients_across_gaps(thetas: tuple[float, ...], loss: str, generator_rng: t
                 or not math.isfinite(theta) or theta == 0:
             raise ValueError(f"thetas must be non-zero finite numbers, got {theta!r}")
     require_choice("loss", loss, GAP_LOSSES)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     net = MLPDiscriminator(hidden_dim=config.hidden_dim, num_layers=config.num_layers)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=config.betas)
     m = config.batch_size
@@ -701,12 +701,12 @@ def train_mmd(
             int ``latent_dim``.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     latent_dim = getattr(generator, "latent_dim", None)
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
         raise TypeError("generator must have an int attribute latent_dim (the noise size), "
                         f"got {latent_dim!r}")
-    device = _device_of(generator)
+    device = device_of(generator)
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
                                  betas=config.betas)
     scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1 - i / steps)
@@ -714,9 +714,8 @@ def train_mmd(
     m = config.batch_size
     history: dict[str, list] = {"mmd": [], "monitor": []}
     generator.train()
-    start = time.perf_counter()
-    paused = 0.0
-    for step in _progress(range(1, steps + 1), progress, "MMD"):
+    clock = TrainingClock()  # the monitor's time is not training time
+    for step in training_progress(range(1, steps + 1), progress, "MMD"):
         real = data_sampler(m, generator_rng).to(device)
         z = torch.randn(m, latent_dim, generator=generator_rng, device=generator_rng.device)
         loss = mmd_loss(generator(z.to(device)), real, config.bandwidths)
@@ -726,15 +725,8 @@ def train_mmd(
         if scheduler is not None:
             scheduler.step()
         history["mmd"].append(loss.item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            with torch.no_grad():
-                history["monitor"].append(monitor(step, pause - start - paused))
-            generator.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator)
+    history["seconds"] = clock.seconds
     generator.eval()
     return history
 
