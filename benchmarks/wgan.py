@@ -102,8 +102,8 @@ def _commit() -> str:
 CANDIDATES: dict[str, dict[str, list[wgan.ToyMethod]]] = wgan.TOY_CANDIDATES
 
 
-def tune(seeds: list[int], every: int, only: list[str] | None) -> None:
-    record = json.loads(TUNING_RESULTS.read_text()) if TUNING_RESULTS.exists() else {}
+def tune(seeds: list[int], every: int, only: list[str] | None, output: Path) -> None:
+    record = json.loads(output.read_text()) if output.exists() else {}
     record.update({"commit": _commit(), "loadavg": list(os.getloadavg()),
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     record.setdefault("config", {})["seeds"] = seeds
@@ -123,8 +123,8 @@ def tune(seeds: list[int], every: int, only: list[str] | None) -> None:
                 print(f"{toy_name:>4} {key:>9} candidate {index}: {entry['modes_mean']:.1f} modes, "
                       f"{entry['high_quality_pct_mean']:.1f}% HQ, max {entry['max_cpu_seconds']} s CPU",
                       flush=True)
-                TUNING_RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"recorded in {TUNING_RESULTS.relative_to(REPO)}")
+                output.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"recorded in {output}")
 
 
 def main() -> None:
@@ -134,13 +134,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--only", nargs="+", default=None, help="toy/method keys, e.g. grid/mmd")
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.tune:
-        tune(args.seeds or list(wgan.TOY_TUNING_SEEDS), args.every, args.only)
+        tune(args.seeds or list(wgan.TOY_TUNING_SEEDS), args.every, args.only,
+             args.output or TUNING_RESULTS)
         return
     seeds = args.seeds or list(wgan.TOY_HELD_OUT_SEEDS)
-    record = json.loads(RESULTS.read_text()) if (args.only and RESULTS.exists()) else {}
+    output = args.output or RESULTS
+    record = json.loads(output.read_text()) if (args.only and output.exists()) else {}
     record.update({"benchmark": "wgan", "commit": _commit(), "loadavg": list(os.getloadavg()),
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     record["config"] = {"samples": SAMPLES, "seeds": seeds, "every": args.every,
@@ -156,13 +159,13 @@ def main() -> None:
             runs = []
             for i, seed in enumerate(seeds):
                 run = train_one(toy, method, seed, args.every,
-                                keep=SHOWN_SAMPLES if (toy_name == "grid" and i == 0) else 0)
+                                keep=SHOWN_SAMPLES if i == 0 else 0)
                 runs.append(run)
                 print(f"{toy_name:>4} {key:>9} seed {seed}: {run['modes']:2d}/{toy.num_modes} modes, "
                       f"{100 * run['high_quality']:5.1f}% HQ, {run['wall_seconds']:6.1f} s wall, "
                       f"{run['cpu_seconds']:6.1f} s CPU (load {run['loadavg_at_end']})", flush=True)
             record["runs"][f"{toy_name}/{key}"] = {**summarise(runs), "runs": runs}
-            RESULTS.write_text(json.dumps(record, indent=2) + "\n")
+            output.write_text(json.dumps(record, indent=2) + "\n")
     runs = record["runs"]
     if all(f"{t}/{m}" in runs for t in ("ring", "grid") for m in ("wgan_gp", "gan")):
         gp_ring, gp_grid, gan_grid = runs["ring/wgan_gp"], runs["grid/wgan_gp"], runs["grid/gan"]
@@ -188,8 +191,8 @@ def main() -> None:
         print(f"{key:>16} " + " ".join(f"{c:>12}" for c in cells))
     for goal, ok in record.get("goals", {}).items():
         print(f"  {'MET ' if ok else 'NOT MET'}  {goal}")
-    RESULTS.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"recorded in {RESULTS.relative_to(REPO)}")
+    output.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"recorded in {output}")
 
 
 if __name__ == "__main__":

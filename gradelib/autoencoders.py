@@ -1,6 +1,8 @@
 """Autoencoders: the scalar linear autoencoder's loss landscape, and a convolutional AE.
 
-Reference implementations of the graded API of ``hw1_autoencoders`` (syllabus §2).
+The code of the autoencoder chapter (syllabus §2). The homework ``hw1_autoencoders`` takes the
+next step (the matrix linear autoencoder and a denoising autoencoder); its graded references
+live with its checks, on the instructor's side.
 
 The scalar linear autoencoder reconstructs ``x_hat = w2 * w1 * x`` from scalars ``x_i`` with
 

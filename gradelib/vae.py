@@ -1,9 +1,9 @@
 """Variational autoencoders: the ELBO, the reparameterization trick and the IWAE bound.
 
-Reference implementations of the graded API of ``hw3_vae`` (syllabus §4), plus what the
-book's chapter and the course's likelihood table build on: the training loop, the reference
-model (:func:`train_reference_vae`), its evaluation, a conditional VAE, and a
-linear-Gaussian latent model whose evidence and posterior are known in closed form.
+The code of the VAE chapter (syllabus §4), and what the course's likelihood table builds
+on: the training loop, the reference model (:func:`train_reference_vae`), its evaluation,
+a conditional VAE, and a linear-Gaussian latent model whose evidence and posterior are known
+in closed form.
 
 The model (Kingma & Welling, 2014, "Auto-Encoding Variational Bayes", AEVB) has a prior
 ``p(z) = N(0, I_D)``, a decoder ``p_theta(x | z) = prod_i Bernoulli(x_i; sigmoid(f_theta(z)_i))``

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -58,11 +59,21 @@ __all__ = [
     "WGANTrainingConfig",
     "WGAN_CLIPPING",
     "WGAN_GP",
-    "TOY_WGAN_GP",
-    "TOY_WGAN_STEPS",
-    "TOY_WGAN_GP_GRID",
-    "TOY_WGAN_STEPS_GRID",
     "train_wgan",
+    "GapExperimentConfig",
+    "GAP_EXPERIMENT",
+    "segment_sample",
+    "gradients_across_gaps",
+    "mmd_loss",
+    "MMDTrainingConfig",
+    "train_mmd",
+    "ToyMethod",
+    "train_toy",
+    "TOY_BUDGET_SECONDS",
+    "TOY_TUNING_SEEDS",
+    "TOY_HELD_OUT_SEEDS",
+    "TOY_COMPARISON",
+    "TOY_CANDIDATES",
 ]
 
 
@@ -320,37 +331,6 @@ class WGANTrainingConfig:
 WGAN_CLIPPING = WGANTrainingConfig(lipschitz="clip", optimizer="rmsprop", learning_rate=5e-5)
 #: Gulrajani et al. (2017), Algorithm 1: Adam, alpha = 1e-4, betas (0, 0.9), lambda = 10.
 WGAN_GP = WGANTrainingConfig(lipschitz="gp", optimizer="adam", learning_rate=1e-4)
-#: WGAN-GP as the chapter trains it on the 2-D toys within a CPU budget: lambda = 10 and
-#: n_critic = 5 as in the paper, but a 10x larger step size with DCGAN's beta1 = 0.5 (the
-#: paper's 1e-4 needs tens of thousands of generator steps), batches of 256 for steadier
-#: estimates (64 left the ring uncovered in our trials), and a linear decay of the step size
-#: so that the samples settle on the modes at the end of the run.
-TOY_WGAN_GP = WGANTrainingConfig(lipschitz="gp", optimizer="adam", learning_rate=1e-3,
-                                 betas=(0.5, 0.9), batch_size=256, linear_decay=True)
-#: Generator steps of the toy runs (each follows 5 critic steps): WGAN with clipping on both
-#: toys, WGAN-GP on the ring.
-TOY_WGAN_STEPS = 1500
-#: WGAN-GP on the grid of 25 Gaussians: :data:`TOY_WGAN_GP` with a two time-scale update
-#: rule (Heusel et al., 2017), the generator's step size 10x smaller than the critic's.
-#: The grid's 25 sharp modes (std 0.05, 2 apart) are fine structure that the 3x128 critic
-#: learns slowly: trained alone against a uniform cloud over the grid it recovers only half
-#: of the exact W1 after 3,000 steps. With equal step sizes the generator outruns it and the
-#: samples stay a diffuse cloud that swells and shrinks (18/25 modes, 1.6 % high quality,
-#: seeds 0-2); with the slower generator the critic resolves the modes and the samples
-#: concentrate on them, slowly (seed 0: 22/25 modes, 6.7 % high quality after 3,000 steps;
-#: benchmarks/wgan.py, 2,000 steps, seeds 0-2: 19, 22, 24 modes, 1.4, 4.0, 4.7 % high
-#: quality; seed 0 is still a diffuse cloud, which catches about 20 modes by chance). On the
-#: ring the slower generator loses sharpness (seed 0: 8/8 modes but 11 % high quality), so
-#: the ring keeps :data:`TOY_WGAN_GP`.
-TOY_WGAN_GP_GRID = WGANTrainingConfig(lipschitz="gp", optimizer="adam", learning_rate=1e-3,
-                                      generator_learning_rate=1e-4, betas=(0.5, 0.9),
-                                      batch_size=256, linear_decay=True)
-#: Generator steps of WGAN-GP on the grid: its slow generator needs more than the ring's
-#: 1,500; 2,000 take 60-66 CPU seconds with one torch thread. 2,500 did not do better
-#: (seeds 0, 1: 22 and 19 modes, 1.8 and 2.2 % high quality) at 85-89 CPU seconds.
-TOY_WGAN_STEPS_GRID = 2000
-
-
 def _optimizer(parameters, config: WGANTrainingConfig, lr: float) -> torch.optim.Optimizer:
     if config.optimizer == "rmsprop":
         return torch.optim.RMSprop(parameters, lr=lr)
@@ -474,13 +454,14 @@ def train_wgan(
 
 @dataclass(frozen=True)
 class GapExperimentConfig:
-    """Settings of :func:`gradient_across_gap`: a small network trained to near-optimality at
-    each gap, the same for the discriminator and the critic.
+    """Settings of :func:`gradients_across_gaps`: a small network trained to near-optimality
+    at each gap, the same for the discriminator and the critic.
 
     Attributes:
-        steps: optimiser steps at each gap. 300 make the discriminator confident (its mean
-            ``D`` on the generator's segment is below 1e-3 from a gap of 0.1 on) and bring
-            the critic's score gap within a few per cent of W1.
+        steps: optimiser steps at each gap, continuing from the previous gap. 300 make the
+            discriminator confident (its mean ``D`` on the generator's segment is below 1e-3
+            from a gap of 0.1 on) and bring the critic's score gap within a few per cent of
+            W1.
         batch_size: points drawn from each segment per step.
         hidden_dim, num_layers: the :class:`gradelib.gan.MLPDiscriminator` used for both.
         learning_rate, betas: Adam's, for both.
@@ -498,7 +479,7 @@ class GapExperimentConfig:
     eval_size: int = 4096
 
 
-#: The chapter's setting of the disjoint-supports experiment.
+#: The chapter's setting of the disjoint-supports experiment (:func:`gradients_across_gaps`).
 GAP_EXPERIMENT = GapExperimentConfig()
 GAP_LOSSES = ("js", "wasserstein")
 
@@ -514,19 +495,21 @@ def segment_sample(theta: float | torch.Tensor, n: int, generator: torch.Generat
         TypeError / ValueError: bad ``n`` or ``generator``.
     """
     require_positive_int("n", n)
-    _require_generator(generator)
+    require_generator("generator", generator)
     z = torch.rand(n, 1, generator=generator)  # (n, 1)
     theta = torch.as_tensor(theta, dtype=torch.float32)
     return torch.cat([theta.expand(n, 1), z], dim=1)  # (n, 2)
 
 
-def gradient_across_gap(theta: float, loss: str, generator_rng: torch.Generator, *,
-                        config: GapExperimentConfig = GAP_EXPERIMENT) -> dict[str, float]:
+def gradients_across_gaps(thetas: tuple[float, ...], loss: str, generator_rng: torch.Generator,
+                          *, config: GapExperimentConfig = GAP_EXPERIMENT) -> list[dict[str, float]]:
     """The generator's gradient when data and samples lie on disjoint parallel segments.
 
     The data is ``P`` = uniform on ``{0} x [0, 1]``, the generator ``Q_theta`` uniform on
-    ``{theta} x [0, 1]`` with ``theta`` fixed while a network is trained for
-    ``config.steps`` Adam steps to tell them apart:
+    ``{theta} x [0, 1]``. For each gap of ``thetas`` in turn, ``theta`` is held fixed while
+    one network, carried over from the previous gap (as a discriminator is carried over
+    while a generator approaches the data), is trained for ``config.steps`` more Adam steps
+    to tell the two segments apart:
 
     - ``loss="js"``: a discriminator on :func:`gradelib.gan.discriminator_loss`, whose value
       at the optimum is ``log 4 - 2 JS(P || Q_theta)`` (Goodfellow et al., 2014, Theorem 1);
@@ -540,23 +523,25 @@ def gradient_across_gap(theta: float, loss: str, generator_rng: torch.Generator,
     2.4) prove that the first vanishes as the discriminator approaches the optimum when the
     supports are disjoint; ``dW1/dtheta = sign(theta)`` does not.
 
-    Weights are initialised from torch's global generator (seed it first); the data and
-    the ``eps`` of the penalty come from ``generator_rng``.
+    The network is a :class:`gradelib.gan.MLPDiscriminator` initialised from torch's global
+    generator (seed it first); the data and the ``eps`` of the penalty come from
+    ``generator_rng``.
 
     Args:
-        theta: the gap between the segments, a non-zero number.
+        thetas: the gaps, non-zero numbers, in the order they are visited.
         loss: ``"js"`` or ``"wasserstein"``.
         generator_rng: a CPU ``torch.Generator``.
         config: see :class:`GapExperimentConfig`.
 
     Returns:
-        For ``"js"``: ``{"estimate": JS estimate (nats), "gradient": d(minimax loss)/dtheta,
-        "nonsaturating_gradient": d(non-saturating loss)/dtheta, "d_fake": mean D on the
-        generator's points}``; for ``"wasserstein"``: ``{"estimate": mean f(real) - mean
-        f(fake), "gradient": d(-mean f(fake))/dtheta}``. Python floats.
+        One dict per gap. For ``"js"``: ``{"theta", "estimate": JS estimate (nats),
+        "gradient": d(minimax loss)/dtheta, "nonsaturating_gradient": d(non-saturating
+        loss)/dtheta, "d_fake": mean D on the generator's points}``; for ``"wasserstein"``:
+        ``{"theta", "estimate": mean f(real) - mean f(fake), "gradient": d(-mean
+        f(fake))/dtheta}``. Python floats.
 
     Raises:
-        TypeError / ValueError: ``theta`` not a non-zero finite number, bad ``loss`` or
+        TypeError / ValueError: a gap that is not a non-zero finite number, bad ``loss`` or
             ``generator_rng``.
     """
     from gradelib.gan import (
@@ -566,40 +551,49 @@ def gradient_across_gap(theta: float, loss: str, generator_rng: torch.Generator,
         generator_loss_nonsaturating,
     )
 
-    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not math.isfinite(theta) \
-            or theta == 0:
-        raise ValueError(f"theta must be a non-zero finite number, got {theta!r}")
+    for theta in thetas:
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) \
+                or not math.isfinite(theta) or theta == 0:
+            raise ValueError(f"thetas must be non-zero finite numbers, got {theta!r}")
     require_choice("loss", loss, GAP_LOSSES)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     net = MLPDiscriminator(hidden_dim=config.hidden_dim, num_layers=config.num_layers)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=config.betas)
     m = config.batch_size
-    for _ in range(config.steps):
-        real, fake = segment_sample(0.0, m, generator_rng), segment_sample(theta, m, generator_rng)
+    results = []
+    for theta in thetas:
+        for _ in range(config.steps):
+            real = segment_sample(0.0, m, generator_rng)
+            fake = segment_sample(theta, m, generator_rng)
+            if loss == "js":
+                objective = discriminator_loss(net(real), net(fake))
+            else:
+                eps = torch.rand(m, 1, generator=generator_rng)
+                objective = (critic_loss(net(real), net(fake))
+                             + config.gp_weight * gradient_penalty(net, real, fake, eps))
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+        shift = torch.tensor(float(theta), requires_grad=True)
+        fake_scores = net(segment_sample(shift, config.eval_size, generator_rng))  # (n,)
+        with torch.no_grad():
+            real_scores = net(segment_sample(0.0, config.eval_size, generator_rng))
         if loss == "js":
-            objective = discriminator_loss(net(real), net(fake))
+            (minimax,) = torch.autograd.grad(generator_loss_minimax(fake_scores), shift,
+                                             retain_graph=True)
+            (nonsaturating,) = torch.autograd.grad(generator_loss_nonsaturating(fake_scores),
+                                                   shift)
+            value = -discriminator_loss(real_scores, fake_scores.detach()).item()  # V(D, G)
+            results.append({"theta": float(theta), "estimate": (value + math.log(4.0)) / 2,
+                            "gradient": minimax.item(),
+                            "nonsaturating_gradient": nonsaturating.item(),
+                            "d_fake": torch.sigmoid(fake_scores.detach()).mean().item()})
         else:
-            eps = torch.rand(m, 1, generator=generator_rng)
-            objective = (critic_loss(net(real), net(fake))
-                         + config.gp_weight * gradient_penalty(net, real, fake, eps))
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
-    shift = torch.tensor(float(theta), requires_grad=True)
-    fake_scores = net(segment_sample(shift, config.eval_size, generator_rng))  # (n,)
-    with torch.no_grad():
-        real_scores = net(segment_sample(0.0, config.eval_size, generator_rng))
-    if loss == "js":
-        (minimax,) = torch.autograd.grad(generator_loss_minimax(fake_scores), shift,
-                                         retain_graph=True)
-        (nonsaturating,) = torch.autograd.grad(generator_loss_nonsaturating(fake_scores), shift)
-        value = -discriminator_loss(real_scores, fake_scores.detach()).item()  # V(D, G)
-        return {"estimate": (value + math.log(4.0)) / 2, "gradient": minimax.item(),
-                "nonsaturating_gradient": nonsaturating.item(),
-                "d_fake": torch.sigmoid(fake_scores.detach()).mean().item()}
-    (gradient,) = torch.autograd.grad(generator_loss(fake_scores), shift)
-    return {"estimate": (real_scores.mean() - fake_scores.detach().mean()).item(),
-            "gradient": gradient.item()}
+            (gradient,) = torch.autograd.grad(generator_loss(fake_scores), shift)
+            results.append({"theta": float(theta),
+                            "estimate": (real_scores.mean() - fake_scores.detach().mean()).item(),
+                            "gradient": gradient.item()})
+    return results
 
 
 # ------------------------------------------------------------------ moment matching (MMD)
@@ -707,12 +701,12 @@ def train_mmd(
             int ``latent_dim``.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     latent_dim = getattr(generator, "latent_dim", None)
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
         raise TypeError("generator must have an int attribute latent_dim (the noise size), "
                         f"got {latent_dim!r}")
-    device = _device_of(generator)
+    device = device_of(generator)
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
                                  betas=config.betas)
     scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1 - i / steps)
@@ -720,9 +714,8 @@ def train_mmd(
     m = config.batch_size
     history: dict[str, list] = {"mmd": [], "monitor": []}
     generator.train()
-    start = time.perf_counter()
-    paused = 0.0
-    for step in _progress(range(1, steps + 1), progress, "MMD"):
+    clock = TrainingClock()  # the monitor's time is not training time
+    for step in training_progress(range(1, steps + 1), progress, "MMD"):
         real = data_sampler(m, generator_rng).to(device)
         z = torch.randn(m, latent_dim, generator=generator_rng, device=generator_rng.device)
         loss = mmd_loss(generator(z.to(device)), real, config.bandwidths)
@@ -732,15 +725,8 @@ def train_mmd(
         if scheduler is not None:
             scheduler.step()
         history["mmd"].append(loss.item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            with torch.no_grad():
-                history["monitor"].append(monitor(step, pause - start - paused))
-            generator.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator)
+    history["seconds"] = clock.seconds
     generator.eval()
     return history
 
@@ -759,12 +745,15 @@ class ToyMethod:
         steps: generator updates, chosen so that the run takes about the toy's budget of
             CPU time (:data:`TOY_BUDGET_SECONDS`) with one torch thread.
         config: the trainer's configuration.
+        hidden_dim: width of the three hidden layers of the generator and of the
+            discriminator or critic.
     """
 
     label: str
     trainer: str
     steps: int
     config: object
+    hidden_dim: int = 128
 
 
 def train_toy(toy, method: ToyMethod, seed: int, *, progress: bool = False,
@@ -773,8 +762,9 @@ def train_toy(toy, method: ToyMethod, seed: int, *, progress: bool = False,
 
     The same seed gives every method the same initial generator: torch's global generator is
     seeded with ``seed`` (:func:`gradelib.device.seed_everything`), then a
-    :class:`gradelib.gan.MLPGenerator` (2-D noise, 3 x 128 ReLU) and, for the adversarial
-    methods, a :class:`gradelib.gan.MLPDiscriminator` (3 x 128 LeakyReLU) are built; data,
+    :class:`gradelib.gan.MLPGenerator` (2-D noise, 3 hidden ReLU layers of
+    ``method.hidden_dim``) and, for the adversarial methods, a
+    :class:`gradelib.gan.MLPDiscriminator` (3 LeakyReLU layers of the same width); data,
     noise and every other random number come from ``make_generator(seed)``.
 
     Args:
@@ -798,8 +788,8 @@ def train_toy(toy, method: ToyMethod, seed: int, *, progress: bool = False,
 
     require_choice("method.trainer", method.trainer, ("gan", "wgan", "mmd"))
     seed_everything(seed)
-    generator = MLPGenerator()
-    critic = None if method.trainer == "mmd" else MLPDiscriminator()
+    generator = MLPGenerator(hidden_dim=method.hidden_dim)
+    critic = None if method.trainer == "mmd" else MLPDiscriminator(hidden_dim=method.hidden_dim)
     watch = None
     if monitor is not None:
         def watch(step: int, seconds: float) -> dict:
@@ -816,3 +806,68 @@ def train_toy(toy, method: ToyMethod, seed: int, *, progress: bool = False,
         history = train_mmd(generator, toy.sample, method.steps, rng, config=method.config,
                             **options)
     return generator, critic, history
+
+
+# The comparison's settings. Steps fill each toy's budget at each configuration's measured
+# CPU cost per generator step (one torch thread; ``benchmarks/wgan.py`` records the CPU
+# seconds each run took). Candidates were trained on the tuning seeds; the chosen ones are
+# those of TOY_COMPARISON (the highest mean high-quality share with every mode captured).
+
+#: CPU seconds of one thread that every method gets on each toy.
+TOY_BUDGET_SECONDS = {"ring": 60.0, "grid": 80.0}
+#: Seeds the candidates were compared on, and the seeds the chapter's table reports.
+TOY_TUNING_SEEDS = (0, 1, 2)
+TOY_HELD_OUT_SEEDS = (3, 4, 5, 6, 7)
+
+
+def _gan(steps: int, hidden_dim: int = 128, **changes) -> ToyMethod:
+    from gradelib.gan import GANTrainingConfig
+
+    return ToyMethod("GAN", "gan", steps, GANTrainingConfig(**changes), hidden_dim)
+
+
+def _clip(steps: int) -> ToyMethod:
+    return ToyMethod("WGAN (clipping)", "wgan", steps, WGAN_CLIPPING)
+
+
+def _gp(steps: int, hidden_dim: int = 128, **changes) -> ToyMethod:
+    config = WGANTrainingConfig(lipschitz="gp", optimizer="adam", learning_rate=1e-3,
+                                betas=(0.5, 0.9), batch_size=256, linear_decay=True)
+    return ToyMethod("WGAN-GP", "wgan", steps, dataclasses.replace(config, **changes),
+                     hidden_dim)
+
+
+def _mmd(steps: int, **changes) -> ToyMethod:
+    return ToyMethod("MMD", "mmd", steps, dataclasses.replace(MMDTrainingConfig(), **changes))
+
+
+#: The candidates of the tuning runs, per toy and method (``benchmarks/wgan.py --tune``);
+#: a method with one candidate keeps the settings of its paper or of the GAN chapter.
+#: Measured cost per generator step (CPU ms, one thread, load average 16-23 on 2 cores):
+#: GAN 10.7 (7.9 with 64 units), clipping 13.5, WGAN-GP 38 (23 with 64 units), MMD 52 with
+#: batches of 512 and 14.5 with 256.
+TOY_CANDIDATES: dict[str, dict[str, list[ToyMethod]]] = {
+    "ring": {
+        "gan": [_gan(5500)],
+        "wgan_clip": [_clip(4400)],
+        "wgan_gp": [_gp(1550)],
+        "mmd": [_mmd(1150), _mmd(4100, batch_size=256)],
+    },
+    "grid": {
+        "gan": [_gan(7400), _gan(10000, hidden_dim=64)],
+        "wgan_clip": [_clip(5900)],
+        # a two time-scale update rule (Heusel et al., 2017): the generator's step size 10x
+        # smaller, so that the critic resolves the grid's 25 narrow modes before the samples
+        # move (equal step sizes left a diffuse cloud: 18/25 modes, 1.6 % high quality)
+        "wgan_gp": [_gp(2100, generator_learning_rate=1e-4),
+                    _gp(3400, hidden_dim=64, generator_learning_rate=1e-4)],
+        "mmd": [_mmd(1500), _mmd(5400, batch_size=256)],
+    },
+}
+
+#: The configurations of the chapter's table, one per toy and method.
+TOY_COMPARISON: dict[str, dict[str, ToyMethod]] = {
+    toy: {key: candidates[0] for key, candidates in methods.items()}
+    for toy, methods in TOY_CANDIDATES.items()
+}
+# end of the comparison's settings

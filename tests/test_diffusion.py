@@ -163,3 +163,19 @@ def test_train_ddpm_lowers_the_loss_and_returns_the_averaged_weights():
     assert not model.training and history["schedule"].num_steps == 100
     with pytest.raises(TypeError, match="generator"):
         d.train_ddpm(model, data, 1, 0)
+
+
+def test_latent_ddpm_trains_both_stages_and_samples_digits():
+    images = torch.rand(64, 1, 28, 28, generator=make_generator(0))
+    config = d.LatentDDPMConfig(latent_dim=4, autoencoder_epochs=1, hidden_dim=16, num_layers=1,
+                                ddpm_steps=5, ddpm=d.DDPMTrainingConfig(batch_size=16, num_steps=20))
+    model, history = d.train_latent_ddpm(images, 0, config=config)
+    assert len(history["autoencoder_loss"]) == 1 and len(history["ddpm_loss"]) == 5
+    assert history["autoencoder_seconds"] > 0 and history["ddpm_seconds"] > 0
+    assert model.code_mean.shape == (4,) and bool((model.code_std > 0).all())
+    for sampler in ("ancestral", "ddim"):
+        digits = model.sample(3, make_generator(1), sampler=sampler, num_steps=4)
+        assert digits.shape == (3, 1, 28, 28) and float(digits.min()) >= 0 and float(digits.max()) <= 1
+    torch.testing.assert_close(model.sample(2, make_generator(2)), model.sample(2, make_generator(2)))
+    with pytest.raises(ValueError, match="sampler"):
+        model.sample(2, make_generator(1), sampler="heun")

@@ -185,23 +185,25 @@ def test_segment_sample_lies_on_the_segment_and_is_differentiable_in_theta():
     assert grad.item() == 50
 
 
-def test_gradient_across_gap_vanishes_for_js_and_not_for_wasserstein():
+def test_gradients_across_gaps_vanish_for_js_and_not_for_wasserstein():
     config = wgan.GapExperimentConfig(steps=150, eval_size=1024)
     torch.manual_seed(0)
-    js = wgan.gradient_across_gap(1.0, "js", make_generator(0), config=config)
+    js = wgan.gradients_across_gaps((1.0, 0.5), "js", make_generator(0), config=config)
     torch.manual_seed(0)
-    w = wgan.gradient_across_gap(1.0, "wasserstein", make_generator(0), config=config)
-    assert js["estimate"] == pytest.approx(math.log(2), abs=0.01)  # a confident discriminator
-    assert abs(js["gradient"]) < 0.02 * abs(w["gradient"])  # already 50x smaller
-    assert w["gradient"] == pytest.approx(1.0, abs=0.25)  # dW1/dtheta = 1
-    assert w["estimate"] == pytest.approx(1.0, abs=0.25)  # W1 = |theta|
+    w = wgan.gradients_across_gaps((1.0, 0.5), "wasserstein", make_generator(0), config=config)
+    assert [r["theta"] for r in js] == [1.0, 0.5]
+    assert js[0]["estimate"] == pytest.approx(math.log(2), abs=0.01)  # a confident discriminator
+    assert abs(js[0]["gradient"]) < 0.02 * abs(w[0]["gradient"])  # already 50x smaller
+    for result in w:
+        assert result["gradient"] == pytest.approx(1.0, abs=0.25)  # dW1/dtheta = 1
+        assert result["estimate"] == pytest.approx(result["theta"], rel=0.25)  # W1 = |theta|
 
 
-def test_gradient_across_gap_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="theta must be a non-zero"):
-        wgan.gradient_across_gap(0.0, "js", make_generator(0))
+def test_gradients_across_gaps_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="thetas must be non-zero"):
+        wgan.gradients_across_gaps((1.0, 0.0), "js", make_generator(0))
     with pytest.raises(ValueError, match="loss must be one of"):
-        wgan.gradient_across_gap(1.0, "kl", make_generator(0))
+        wgan.gradients_across_gaps((1.0,), "kl", make_generator(0))
 
 
 # ------------------------------------------------------------------ moment matching (MMD)

@@ -92,14 +92,15 @@ TEST_BPD_BAND = 0.08
 #: The longest accepted wall time of the notebook's training cell (seconds), or, on a slower
 #: or busier machine, this many times the reference's time for the same training,
 #: extrapolated from one epoch on a tenth of the digits timed just before the check. The
-#: suggested training takes 16.5 s of CPU (the wall time of an idle machine; 67 to 126 s of
-#: wall time at a load average of 23 to 26 on 2 cores, where the calibrated budget was 238 s).
+#: suggested training takes 17.2 to 17.5 s of CPU (about its wall time on an idle machine:
+#: one thread), and 86 to 143 s of wall time at a load average of 27 to 33 on 2 cores, where
+#: the calibrated budget was 307 s (benchmarks/results/pixelcnn_colour.json).
 TRAINING_TIME_BUDGET_S = 180.0
 TRAINING_TIME_FACTOR = 4.0
 
 #: The longest accepted wall time for the trained model's logits on the 1,000 test digits, or
-#: this many times the untrained reference timed just before (0.8 s of CPU, 2.8 s of wall
-#: time at load 24): it catches networks far larger than suggested, which would also train
+#: this many times the untrained reference timed just before (0.8 s of CPU, 3.6 s of wall
+#: time at load 27): it catches networks far larger than suggested, which would also train
 #: far slower than the budget above says.
 EVALUATION_TIME_BUDGET_S = 30.0
 EVALUATION_TIME_FACTOR = 10.0
@@ -113,10 +114,6 @@ CHANGE_TOLERANCE = 1e-6
 #: image exercises every mask while keeping the 3 * H * W flips cheap. Not square, so that a
 #: transposed mask is caught.
 DEPENDENCY_HEIGHT, DEPENDENCY_WIDTH = 5, 6
-
-
-def _module_types(obj) -> list[str]:
-    return describe(obj).get("mro", [])
 
 
 def _require_module(name: str, obj, call: str) -> dict:

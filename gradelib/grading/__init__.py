@@ -8,7 +8,8 @@ and resource limits), ``kernel`` (the sandboxed in-kernel run: the student's fee
 student's code in a sandboxed process, answering calls), ``remote`` (the trusted side's
 client and proxies), ``trusted`` (the hidden checks, run where no student code runs: the
 grade), ``own_work`` (graded names bound to gradelib's code), ``tamper`` (comparison with
-the release, code scan), ``pipeline`` (one submission in, plain data out; pools, Dask,
+the release, code scan), ``sanitize`` (output caps; notebooks and feedback pages defused),
+``similarity`` (copies of the reference, near-identical pairs), ``pipeline`` (one submission in, plain data out; pools, Dask,
 gradebook), ``cli``.
 
 The invariant: no grade, comparison, answer-key lookup or metric is computed in a process

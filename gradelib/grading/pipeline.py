@@ -122,7 +122,10 @@ def grade_submission(job: dict) -> dict:
                   if not any(f.endswith(f": {g}") or f": {g} " in f for f in flags)]
         flags += scan_student_code(graded.student_cells)
 
-        key = f"{job['assignment']}/{job['student']}/{job['notebook']}"
+        # The sandbox's uid comes from this key, and kill_all kills every process of that uid:
+        # the run's own scratch directory keeps two grading runs on one machine (two courses,
+        # or the test suite's workers) from sharing a uid and ending each other's processes.
+        key = f"{job['scratch']}/{job['assignment']}/{job['student']}/{job['notebook']}"
         private = _private_dir(job["scratch"], "grader")
         kernel_dir = _private_dir(job["scratch"], "kernel")
         student_dir = _private_dir(job["scratch"], "student")

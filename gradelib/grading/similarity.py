@@ -19,6 +19,9 @@ rewriting comments does not hide a copy; k-gram fingerprints, winnowed):
   signatures, docstrings) removed as boilerplate; a pair whose code is near-identical in
   both directions is flagged on both students.
 
+Only definitions of some length are compared (``MIN_UNIT_CHARS``): a one-line formula is the
+same in every honest solution, so an assignment made of one-liners (hw6) gets no flags here.
+
 Bounded: each submission's code is cut at ``MAX_CODE_CHARS`` and the whole analysis stops
 at its clock (the report says what was not compared).
 """
@@ -46,14 +49,19 @@ WINDOW = 1
 # (power iteration, sliced Wasserstein, a WGAN-GP critic loop) score at most 0.38 against
 # the reference; copies with every name renamed, comments and messages rewritten score
 # 0.84-0.93 per function (0.40 for a 6-line function whose constant was also changed: too
-# short to tell). Honest pairs share at most 0.39 of their code, a renamed copy 1.0.
+# short to tell). Honest pairs share at most 0.16 of their code (the smaller side), a renamed
+# copy 1.0.
 #: Flag a reference copy from this share of shared fingerprints (either side).
 REFERENCE_SIMILARITY = 0.7
 #: Flag a pair when both submissions share at least this share of their code.
 PAIR_SIMILARITY = 0.8
-#: Least shared normalised code (characters, ~3 lines) for any flag: one-line formulas are
-#: the same in every honest solution.
+#: Least shared normalised code (characters, ~3 lines) for any flag.
 MIN_SHARED = 60
+#: Only definitions of at least this much normalised code (characters; ~5 lines, docstring
+#: included) are compared, on either side: one-line formulas and short answers are the same
+#: in every honest solution (hw6's eighteen functions are 20-90 characters each, hw1's
+#: Autoencoder 322), so they are evidence of nothing.
+MIN_UNIT_CHARS = 100
 #: Pairs at or above this (either side) are listed in similarity.csv, flagged or not.
 REPORT_SIMILARITY = 0.5
 MAX_CODE_CHARS = 200_000
@@ -159,6 +167,15 @@ def reference_units(assignment: str, source, references: list[Path] | None = Non
     return units
 
 
+def _normalised_length(code: str) -> int:
+    return len(_fingerprint(code).filtered_code)
+
+
+def substantial(code: str) -> dict[str, str]:
+    """The top-level definitions of ``code`` long enough to compare (``MIN_UNIT_CHARS``)."""
+    return {name: text for name, text in definitions(code).items() if _normalised_length(text) >= MIN_UNIT_CHARS}
+
+
 def student_code(notebook, source) -> str:
     """The code a student wrote: their solution cells and added code cells, in order."""
     solution_ids = {grade_id(c) for c in source["cells"] if is_solution(c)}
@@ -189,11 +206,15 @@ def analyse(submissions: dict[str, object], source, release, assignment: str,
     deadline = time.monotonic() + seconds
     report = SimilarityReport()
     boilerplate = sorted(_fingerprint(student_code(release, source)).hashes)
-    units = {label: _fingerprint(code) for label, code in reference_units(assignment, source, references).items()}
-    codes = {student: student_code(nb, source) for student, nb in sorted(submissions.items())}
-    prints = {s: _fingerprint(code, boilerplate) for s, code in codes.items()}
-    parts = {s: {name: _fingerprint(code, boilerplate) for name, code in definitions(code).items()}
-             for s, code in codes.items()}
+    units = {label: _fingerprint(code) for label, code in reference_units(assignment, source, references).items()
+             if _normalised_length(code) >= MIN_UNIT_CHARS}
+    codes = {}
+    for student, nb in sorted(submissions.items()):
+        kept = substantial(student_code(nb, source))
+        codes[student] = (kept, "\n\n".join(kept.values()))
+    prints = {s: _fingerprint(code, boilerplate) for s, (_, code) in codes.items()}
+    parts = {s: {name: _fingerprint(text, boilerplate) for name, text in kept.items()}
+             for s, (kept, _) in codes.items()}
     skipped = 0
 
     def flag(student: str, text: str) -> None:

@@ -55,9 +55,20 @@ _DANGEROUS_CALLS = {("os", "_exit"): "os._exit ends the interpreter without repo
                     ("sys", "exit"): "sys.exit stops the run",
                     ("sys", "settrace"): "sys.settrace hooks execution",
                     ("sys", "setprofile"): "sys.setprofile hooks execution",
-                    ("signal", "signal"): "installs a signal handler"}
+                    ("signal", "signal"): "installs a signal handler",
+                    ("sys", "_getframe"): "walks the interpreter's frames",
+                    ("inspect", "currentframe"): "walks the interpreter's frames",
+                    ("inspect", "stack"): "walks the interpreter's frames",
+                    ("inspect", "getsource"): "reads source code at run time",
+                    ("inspect", "getsourcelines"): "reads source code at run time",
+                    ("inspect", "getfile"): "looks up source files at run time"}
+# Builtins that run code built at run time (``exec(base64.b64decode(...))``): flagged when
+# their first argument is not a literal, so that a reader knows the scan saw only part of it.
+_DYNAMIC_CODE = {"exec", "eval", "compile"}
 # Modules whose attributes a solution has no reason to assign (``torch.allclose = ...``).
-_PATCHED_MODULES = {"torch", "np", "numpy", "math", "gradelib", "builtins", "sys", "F", "nn", "random"}
+_PATCHED_MODULES = {"torch", "np", "numpy", "math", "gradelib", "builtins", "sys", "F", "nn", "random",
+                    "hashlib", "inspect", "importlib", "functools", "operator", "json", "os", "io", "time",
+                    "signal", "subprocess", "types", "gc", "ctypes", "pickle", "struct", "traceback"}
 _SUSPICIOUS_STRINGS = ("gradebook", "solutions/", "autograded", "submitted/", "nbgrader", "/proc/")
 _COMPARISON_DUNDERS = {"__eq__", "__ne__", "__bool__", "__lt__", "__le__", "__gt__", "__ge__",
                        "__float__", "__abs__", "__instancecheck__"}
@@ -234,7 +245,12 @@ def scan_student_code(cells: list[tuple[str, str]], seconds: float = SCAN_SECOND
                 chain = _dotted(node.func)
                 parts = tuple(chain.split(".")[-2:])
                 if parts in _DANGEROUS_CALLS:
-                    found.append(f"process control: {chain} ({_DANGEROUS_CALLS[parts]})")
+                    kind = "process control" if parts[0] in ("os", "signal") or parts[1] in ("exit", "settrace",
+                                                                                          "setprofile") \
+                        else "introspection"
+                    found.append(f"{kind}: {chain} ({_DANGEROUS_CALLS[parts]})")
+                if chain in _DYNAMIC_CODE and node.args and not isinstance(node.args[0], ast.Constant):
+                    found.append(f"dynamic code: {chain} of a string built at run time (not scanned)")
                 if chain in {"setattr", "delattr"} and node.args:
                     target = _dotted(node.args[0])
                     if target in {"builtins", "__builtins__", "sys", "gradelib"} or target.startswith("gradelib."):

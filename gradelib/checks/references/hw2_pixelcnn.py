@@ -146,9 +146,9 @@ class ColourPixelCNNConfig:
     Attributes:
         hidden_channels: 30 feature maps, 10 per colour group. On a CPU thread this network's
             training step costs mostly per-layer overhead, not arithmetic, so width is cheap;
-            30 reaches 0.055 to 0.064 test bits/dim after the notebook's two epochs (16.5 s of
+            30 reaches 0.055 to 0.064 test bits/dim after the notebook's two epochs (17.5 s of
             CPU; ``benchmarks/pixelcnn.py``), and sampling 8 digits (2,352 evaluations) takes
-            12 s of CPU.
+            12.5 s of CPU.
         num_layers: 3 residual type-B 3x3 layers: with the 7x7 type-A layer the network sees
             3 + 3 = 6 rows above each pixel; each further layer adds about a third to the
             training time.
