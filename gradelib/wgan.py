@@ -30,7 +30,6 @@ al., 2015), the moment-matching idea that the chapter's comparison includes.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 import dataclasses
 from dataclasses import dataclass
@@ -38,9 +37,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gradelib.gan import _device_of, _progress, _require_generator
+from gradelib.training import TrainingClock, device_of, monitor_step
+from gradelib.training import progress as training_progress
 from gradelib.validation import (
     require_choice,
+    require_generator,
     require_positive_int,
     require_same_shape,
     require_shape,
@@ -383,7 +384,7 @@ def train_wgan(
             generator without an int ``latent_dim``.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     require_choice("config.lipschitz", config.lipschitz, ("clip", "gp"))
     require_choice("config.optimizer", config.optimizer, ("rmsprop", "adam"))
     require_positive_int("config.n_critic", config.n_critic)
@@ -391,7 +392,7 @@ def train_wgan(
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
         raise TypeError("generator must have an int attribute latent_dim (the noise size), "
                         f"got {latent_dim!r}")
-    device = _device_of(generator)
+    device = device_of(generator)
     lr_g = config.generator_learning_rate or config.learning_rate
     optimizer_g = _optimizer(generator.parameters(), config, lr_g)
     optimizer_c = _optimizer(critic.parameters(), config, config.learning_rate)
@@ -412,9 +413,8 @@ def train_wgan(
     critic.train()
     if config.lipschitz == "clip":
         clip_weights_(critic, config.clip)
-    start = time.perf_counter()
-    paused = 0.0
-    for step in _progress(range(1, steps + 1), progress, f"WGAN ({config.lipschitz})"):
+    clock = TrainingClock()  # the monitor's time is not training time
+    for step in training_progress(range(1, steps + 1), progress, f"WGAN ({config.lipschitz})"):
         for _ in range(config.n_critic):
             real = data_sampler(m, generator_rng).to(device)
             with torch.no_grad():
@@ -442,18 +442,8 @@ def train_wgan(
         history["wasserstein_estimate"].append((real_scores.mean() - fake_scores.mean()).item())
         history["gradient_penalty"].append(penalty.item())
         history["generator"].append(loss_g.item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            critic.eval()
-            with torch.no_grad():
-                record = monitor(step, pause - start - paused)
-            history["monitor"].append(record)
-            generator.train()
-            critic.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator, critic)
+    history["seconds"] = clock.seconds
     generator.eval()
     critic.eval()
     return history
@@ -505,7 +495,7 @@ def segment_sample(theta: float | torch.Tensor, n: int, generator: torch.Generat
         TypeError / ValueError: bad ``n`` or ``generator``.
     """
     require_positive_int("n", n)
-    _require_generator(generator)
+    require_generator("generator", generator)
     z = torch.rand(n, 1, generator=generator)  # (n, 1)
     theta = torch.as_tensor(theta, dtype=torch.float32)
     return torch.cat([theta.expand(n, 1), z], dim=1)  # (n, 2)
@@ -566,7 +556,7 @@ def gradients_across_gaps(thetas: tuple[float, ...], loss: str, generator_rng: t
                 or not math.isfinite(theta) or theta == 0:
             raise ValueError(f"thetas must be non-zero finite numbers, got {theta!r}")
     require_choice("loss", loss, GAP_LOSSES)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     net = MLPDiscriminator(hidden_dim=config.hidden_dim, num_layers=config.num_layers)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate, betas=config.betas)
     m = config.batch_size
@@ -711,12 +701,12 @@ def train_mmd(
             int ``latent_dim``.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     latent_dim = getattr(generator, "latent_dim", None)
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
         raise TypeError("generator must have an int attribute latent_dim (the noise size), "
                         f"got {latent_dim!r}")
-    device = _device_of(generator)
+    device = device_of(generator)
     optimizer = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
                                  betas=config.betas)
     scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1 - i / steps)
@@ -724,9 +714,8 @@ def train_mmd(
     m = config.batch_size
     history: dict[str, list] = {"mmd": [], "monitor": []}
     generator.train()
-    start = time.perf_counter()
-    paused = 0.0
-    for step in _progress(range(1, steps + 1), progress, "MMD"):
+    clock = TrainingClock()  # the monitor's time is not training time
+    for step in training_progress(range(1, steps + 1), progress, "MMD"):
         real = data_sampler(m, generator_rng).to(device)
         z = torch.randn(m, latent_dim, generator=generator_rng, device=generator_rng.device)
         loss = mmd_loss(generator(z.to(device)), real, config.bandwidths)
@@ -736,15 +725,8 @@ def train_mmd(
         if scheduler is not None:
             scheduler.step()
         history["mmd"].append(loss.item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            with torch.no_grad():
-                history["monitor"].append(monitor(step, pause - start - paused))
-            generator.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator)
+    history["seconds"] = clock.seconds
     generator.eval()
     return history
 

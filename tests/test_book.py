@@ -9,9 +9,16 @@ opened in Debian's ``chromium`` driven by Playwright's Python API (no browser do
 every page: no console errors, no request leaving localhost (the book must work offline),
 MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded
 and has alt text (not its file name),
-every internal link resolves (page and anchor), and every dropdown opens. The search page
-finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
-Where no Chromium can be found, the browser tests are skipped with the reason.
+every internal link resolves (page and anchor), and every dropdown opens. Once MathJax has
+run and every dropdown is open, no ``$`` and no TeX command (``\\frac``, ``\\mathbb``,
+``\\begin``...) may be left in the page's text outside code and rendered math: that is TeX
+that Markdown did not hand to MathJax (a display ``$$`` inside a paragraph, a line of
+inline math starting with ``-`` that became a list item). The search page finds a term. A
+full-page screenshot of each page is kept in ``_build/screenshots/``.
+
+Where no Chromium can be found, the browser tests are skipped with the reason, except under
+CI (``CI`` set to anything but ``""``/``0``/``false``, as CI services and ``.ci/run`` do),
+where a missing browser is a failure: CI must not pass without having looked at the book.
 
 All of this lives in one file because the built book is a session fixture and
 ``make test`` distributes tests to workers by file (``--dist loadfile``).
@@ -20,8 +27,10 @@ All of this lives in one file because the built book is a session fixture and
 from __future__ import annotations
 
 import functools
+import html.parser
 import http.server
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -36,7 +45,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOTS = REPO / "_build" / "screenshots"
-
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _chromium() -> str | None:
@@ -67,7 +76,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def browser():
     executable = _chromium()
     if executable is None:
-        pytest.skip("no Chromium found (install Debian's `chromium` package, or set CHROMIUM)")
+        reason = "no Chromium found (install Debian's `chromium` package, or set CHROMIUM)"
+        if IN_CI:
+            pytest.fail(f"CI={os.environ['CI']!r}: {reason}; the browser test may not be skipped in CI")
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -95,6 +107,66 @@ def _open(browser, url: str):
     page.route("**/*", route)
     page.goto(url, wait_until="load")
     return page, problems
+
+
+# Elements whose text is not prose: code (inline and blocks, cell inputs and outputs),
+# scripts and styles, and MathJax's rendered output (which keeps the formula's MathML for
+# screen readers inside the container).
+NOT_PROSE = {"pre", "code", "kbd", "samp", "script", "style", "textarea", "noscript", "template",
+             "svg", "math", "mjx-container"}
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr"}
+# A dollar sign, a TeX command (a backslash and letters), or MathJax's own delimiters
+# \( \) \[ \] around math it did not render.
+RAW_TEX = re.compile(r"\$|\\[a-zA-Z]+|\\[()\[\]]")
+
+
+class _ProseText(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.open: list[str] = []
+        self.skipping = 0  # how many of the open elements are NOT_PROSE
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in VOID:
+            return
+        self.open.append(tag)
+        self.skipping += tag in NOT_PROSE
+
+    def handle_startendtag(self, tag, attrs):
+        pass  # <x/>: nothing inside it
+
+    def handle_endtag(self, tag):
+        if tag not in self.open:
+            return  # a stray end tag
+        while self.open:
+            closed = self.open.pop()
+            self.skipping -= closed in NOT_PROSE
+            if closed == tag:
+                break
+
+    def handle_data(self, data):
+        if not self.skipping and "body" in self.open:
+            self.chunks.append(data)
+
+
+def prose_text(page_html: str) -> str:
+    """The text of a page's ``<body>`` outside code and rendered math, from its HTML.
+
+    Hidden elements count (a closed dropdown's text is prose too); attributes do not.
+    Meant for the DOM as the browser serialises it (``page.content()``), where every
+    non-void element has its end tag.
+    """
+    parser = _ProseText()
+    parser.feed(page_html)
+    parser.close()
+    return " ".join(" ".join(parser.chunks).split())
+
+
+def raw_tex(text: str, context: int = 30) -> list[str]:
+    """Each ``$`` or TeX command in ``text``, with ``context`` characters around it."""
+    return [text[max(0, m.start() - context):m.end() + context] for m in RAW_TEX.finditer(text)]
 
 
 MATH_STATE = """() => {
@@ -147,6 +219,10 @@ def test_page_renders_for_a_reader(browser, site, page_name):
             details.locator("summary").first.click()
             assert details.evaluate("d => d.open"), f"{page_name}: dropdown {index} did not open"
 
+        leftovers = raw_tex(prose_text(page.content()))
+        assert not leftovers, (f"{page_name}: TeX that MathJax never saw, in the text a reader "
+                               f"sees: {leftovers[:8]}")
+
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
         assert not problems, f"{page_name}: " + "; ".join(problems[:10])
@@ -166,6 +242,42 @@ def _check_internal_links(page, site: str, hrefs: list[str], page_name: str) -> 
         elif fragment and target.endswith(".html") and f'id="{fragment}"' not in response.text():
             broken.append(f"{href} (no anchor #{fragment})")
     assert not broken, f"{page_name}: broken internal links: {broken}"
+
+
+PLANTED = """<!DOCTYPE html><html><head><title>$title$ \\frac</title>
+<script>window.MathJax = {tex: {inlineMath: [["\\\\(", "\\\\)"]]}}; var cost = "$5";</script>
+<style>.x::before { content: "\\a"; }</style></head>
+<body><main>
+<p>Rendered: <span class="math notranslate nohighlight"><mjx-container class="MathJax">
+<mjx-math><mjx-mi>x</mjx-mi></mjx-math><mjx-assistive-mml><math><mi>\\frac</mi></math>
+</mjx-assistive-mml></mjx-container></span>, code <code class="literal"><span class="pre">$HOME\\n</span></code>.</p>
+<div class="highlight"><pre><span>print</span>(<span>"$x$ \\alpha"</span>)</pre></div>
+<img alt="$alt$ \\mathbb" src="x.png"><br>
+<p>Planted: the value $x$ is</p>
+<ul><li><p>\\frac{a}{b} left raw</p></li></ul>
+<details><summary>closed</summary><p>hidden \\mathbb{E} too</p></details>
+<p>and an unrendered <span class="math">\\(y\\)</span>.</p>
+</main></body></html>"""
+
+
+def test_raw_tex_check_finds_planted_tex_and_ignores_code_and_math():
+    """The check of the browser test, on a page with TeX planted in its prose."""
+    text = prose_text(PLANTED)
+    found = raw_tex(text, context=0)
+    assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)"], (found, text)
+    assert "Rendered:" in text and "hidden" in text and "$HOME" not in text and "alpha" not in text
+    assert raw_tex(prose_text(PLANTED.split("<p>Planted")[0] + "</main></body></html>")) == []
+
+
+def test_raw_tex_check_in_the_browser(browser):
+    """The same check on the planted page as Chromium serialises it."""
+    page = browser.new_page()
+    try:
+        page.set_content(PLANTED)
+        found = raw_tex(prose_text(page.content()), context=0)
+        assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)"], found
+    finally:
+        page.close()
 
 
 def test_search_finds_a_term(browser, site):
@@ -216,3 +328,31 @@ def test_mathjax_is_served_from_the_book(built_book):
     assert (html / "_static" / "mathjax" / "es5" / "tex-mml-chtml.js").exists()
     chapter = (html / f"{toc_pages()[1]}.html").read_text()
     assert "_static/mathjax/es5/tex-mml-chtml.js" in chapter and "cdn.jsdelivr" not in chapter
+
+
+# Homework integrity (SYLLABUS): the built book shows no graded function, or an equivalent
+# of it. Here, not in tests/test_student_kit.py, because the built book is this file's
+# session fixture (one build per worker under --dist loadfile). The scanner, the secrets and
+# the list of known exposures are in tests/homework_integrity.py.
+import homework_integrity  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def book_documents(built_book):
+    if built_book["returncode"] != 0:
+        pytest.skip("the book did not build (see test_book_builds_executed_without_warnings)")
+    # every page and file a reader can open or download; not the theme's and MathJax's files
+    return homework_integrity.tree_documents(
+        built_book["html"], exclude=("_static", "_images", "searchindex.js", "objects.inv"))
+
+
+@pytest.mark.parametrize("assignment",
+                         homework_integrity.exposure_params(homework_integrity.assignments(), "book"))
+def test_book_shows_no_graded_function(book_documents, assignment):
+    """No solution cell of the assignment, nor a reference of its graded functions, is in
+    the rendered HTML (code blocks included), the page sources or the downloads, as
+    normalised tokens: renamed or reformatted, it is still found."""
+    secrets = homework_integrity.book_secrets(assignment)
+    assert secrets, f"{assignment}: no solution to look for"
+    homework_integrity.assert_not_exposed(homework_integrity.scan(secrets, book_documents),
+                                          f"{assignment}: the book")

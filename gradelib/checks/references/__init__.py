@@ -1,1 +1,1 @@
-"""Reference implementations of graded functions, one module per assignment (instructor side)."""
+"""Reference implementations of the graded functions, one module per assignment (instructor side only)."""
