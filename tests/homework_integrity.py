@@ -70,7 +70,7 @@ THRESHOLD = 0.5
 #: contains a solution, hidden test, check or reference) and/or "book" (the built book
 #: shows a solution or reference). The scans of these are xfail(strict=True), so an entry
 #: must go as soon as its exposure does; the list must end empty. Measured with this
-#: scanner at commit 0288ba6 (second editions of hw1-hw5 and hw7 merged), against the kit
+#: scanner at commit 1f96bae (second editions of hw1-hw5 and hw7 merged), against the kit
 #: and the book built without execution (executing adds outputs, never removes code):
 #: - hw3_vae: the reference CVAE's layers are the chapter's VAE's (gradelib.vae.VAE, shown
 #:   in the book) with the one-hot label concatenated: 0.58 of its runs in the book's

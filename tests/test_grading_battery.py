@@ -181,70 +181,71 @@ check_q18(q18_answer, q18_lipschitz_constant)
 
 HW5 = Subject(
     "hw5_wgan",
-    setup="import math\n\nimport torch\nfrom scipy.stats import wasserstein_distance\n\n"
-          "from gradelib.device import make_generator",
+    setup="import math\n\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n"
+          "from gradelib.device import make_generator\nfrom gradelib.wgan import wasserstein_1d",
     questions=(
-        ("wasserstein_1d", '''def wasserstein_1d(x, y):
-    """W1 between the empirical distributions of two equal-size 1-D samples."""
+        ("power_iteration", '''def power_iteration(weight, u, num_iters):
+    """Estimate the largest singular value of weight (out, in), starting from u (out,)."""
     ### BEGIN SOLUTION
-    return (torch.sort(x).values - torch.sort(y).values).abs().mean()
-    ### END SOLUTION''', (("test_wasserstein_1d", 2, '''"""Check wasserstein_1d on a hand-computed example and against SciPy."""
-got = wasserstein_1d(torch.tensor([0.0, 1.0, 3.0]), torch.tensor([5.0, 2.0, 1.0]))
-assert got.shape == () and abs(got.item() - 4 / 3) < 1e-6, f"expected 4/3, got {got}"
-g = make_generator(0)
-a, b = torch.randn(100, generator=g, dtype=torch.float64), 2 + torch.randn(100, generator=g, dtype=torch.float64)
-assert abs(wasserstein_1d(a, b).item() - wasserstein_distance(a.numpy(), b.numpy())) < 1e-9, "differs from SciPy"
+    for _ in range(num_iters):
+        v = weight.T @ u
+        v = v / v.norm()
+        u = weight @ v
+        u = u / u.norm()
+    sigma = u @ (weight @ v)
+    return sigma, u
+    ### END SOLUTION''', (("test_power_iteration", 3, '''"""Check power_iteration on a diagonal matrix by hand."""
+W = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+sigma, u = power_iteration(W, torch.tensor([1.0, 1.0]) / math.sqrt(2), 1)
+assert sigma.shape == () and abs(sigma.item() - math.sqrt(8.2)) < 1e-5, f"expected sqrt(8.2), got {sigma}"
+assert torch.allclose(u, torch.tensor([9.0, 1.0]) / math.sqrt(82)), f"u: expected (9, 1)/sqrt(82), got {u.tolist()}"
 ### BEGIN HIDDEN TESTS
-from gradelib.checks.hw5_wgan import check_wasserstein_1d
-check_wasserstein_1d(wasserstein_1d)
+from gradelib.checks.hw5_wgan import check_power_iteration
+check_power_iteration(power_iteration)
 ### END HIDDEN TESTS'''),)),
-        ("losses", '''def critic_loss(real_scores, fake_scores):
-    """mean f(fake) - mean f(real)."""
+        ("sliced_wasserstein", '''def sliced_wasserstein(x, y, num_projections, generator):
+    """Mean over random unit directions of the 1-D W1 between the projected samples."""
     ### BEGIN SOLUTION
-    return fake_scores.mean() - real_scores.mean()
-    ### END SOLUTION
-
-
-def generator_loss(fake_scores):
-    """-mean f(fake)."""
+    theta = torch.randn(num_projections, x.shape[1], generator=generator, dtype=x.dtype)
+    theta = theta / theta.norm(dim=1, keepdim=True)  # (K, d) unit directions
+    px = torch.sort(x @ theta.T, dim=0).values  # (N, K)
+    py = torch.sort(y @ theta.T, dim=0).values
+    return (px - py).abs().mean()
+    ### END SOLUTION''', (("test_sliced_wasserstein", 3, '''"""Check sliced_wasserstein in one dimension, where it is W1."""
+g = make_generator(1)
+a, b = torch.randn(200, 1, generator=g), 1 + 2 * torch.rand(200, 1, generator=g)
+sw = sliced_wasserstein(a, b, 10, make_generator(2))
+w1 = wasserstein_1d(a[:, 0], b[:, 0])
+assert sw.shape == () and abs(sw.item() - w1.item()) < 1e-5, f"in one dimension SW1 = W1 = {w1.item():.5f}, got {sw}"
+### BEGIN HIDDEN TESTS
+from gradelib.checks.hw5_wgan import check_sliced_wasserstein
+check_sliced_wasserstein(sliced_wasserstein)
+### END HIDDEN TESTS'''),)),
+        ("gradient_norm_bound", '''def gradient_norm_bound(critic, x):
+    """max_n ||grad_x critic(x_n)||_2, a lower bound on the critic's Lipschitz constant."""
     ### BEGIN SOLUTION
-    return -fake_scores.mean()
-    ### END SOLUTION''', (("test_critic_loss", 1, '''"""Check critic_loss on hand-computed scores."""
-got = critic_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.0, -1.0, 4.0]))
-assert got.shape == () and abs(got.item() - (1.0 - 2.0)) < 1e-6, f"expected -1.0, got {got}"
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x)
+    return grad.reshape(len(grad), -1).norm(dim=1).max()
+    ### END SOLUTION''', (("test_gradient_norm_bound", 2, '''"""Check gradient_norm_bound on a linear critic, whose gradient is its weight."""
+linear = nn.Linear(2, 1)
+with torch.no_grad():
+    linear.weight.copy_(torch.tensor([[3.0, 4.0]]))
+bound = gradient_norm_bound(linear, torch.randn(16, 2, generator=make_generator(6)))
+assert bound.shape == () and abs(bound.item() - 5.0) < 1e-5, f"expected 5, got {bound}"
 ### BEGIN HIDDEN TESTS
-from gradelib.checks.hw5_wgan import check_critic_loss
-check_critic_loss(critic_loss)
-### END HIDDEN TESTS'''), ("test_generator_loss", 1, '''"""Check generator_loss on hand-computed scores."""
-got = generator_loss(torch.tensor([0.0, -1.0, 4.0]))
-assert got.shape == () and abs(got.item() + 1.0) < 1e-6, f"expected -1.0, got {got}"
-### BEGIN HIDDEN TESTS
-from gradelib.checks.hw5_wgan import check_generator_loss
-check_generator_loss(generator_loss)
-### END HIDDEN TESTS'''))),
-        ("parallel_lines", '''def parallel_lines_divergences(theta):
-    """KL, JS (nats) and W1 between P = (0, U[0,1]) and Q = (theta, U[0,1])."""
-    ### BEGIN SOLUTION
-    if float(theta) == 0.0:
-        return {"kl": 0.0, "js": 0.0, "w": theta.abs()}
-    return {"kl": math.inf, "js": math.log(2), "w": theta.abs()}
-    ### END SOLUTION''', (("test_parallel_lines", 2, '''"""Check parallel_lines_divergences at theta = 0 and theta = -0.5."""
-at_zero = parallel_lines_divergences(torch.tensor(0.0))
-assert float(at_zero["kl"]) == 0 and float(at_zero["js"]) == 0 and float(at_zero["w"]) == 0, "all 0 at theta = 0"
-apart = parallel_lines_divergences(torch.tensor(-0.5))
-assert float(apart["kl"]) == math.inf and abs(float(apart["w"]) - 0.5) < 1e-7, f"got {apart}"
-### BEGIN HIDDEN TESTS
-from gradelib.checks.hw5_wgan import check_parallel_lines_divergences
-check_parallel_lines_divergences(parallel_lines_divergences)
+from gradelib.checks.hw5_wgan import check_gradient_norm_bound
+check_gradient_norm_bound(gradient_norm_bound)
 ### END HIDDEN TESTS'''),)),
     ),
-    first=("wasserstein_1d", "wasserstein_1d", "test_wasserstein_1d"),
-    b=("losses", "test_critic_loss", "def critic_loss(real_scores, fake_scores):\n"
-                                     "    return real_scores.mean() - fake_scores.mean()  # wrong sign"),
-    b_function="critic_loss",
-    c=("parallel_lines", "test_parallel_lines",
-       "def parallel_lines_divergences(theta):\n    return {'kl': 0.0, 'js': 0.0, 'w': theta}  # wrong"),
-    last=("parallel_lines", ("test_parallel_lines",)),
+    first=("power_iteration", "power_iteration", "test_power_iteration"),
+    b=("sliced_wasserstein", "test_sliced_wasserstein",
+       "def sliced_wasserstein(x, y, num_projections, generator):\n"
+       "    return (x.mean(0) - y.mean(0)).norm()  # the distance between the means: wrong"),
+    b_function="sliced_wasserstein",
+    c=("gradient_norm_bound", "test_gradient_norm_bound",
+       "def gradient_norm_bound(critic, x):\n    return torch.ones(())  # wrong"),
+    last=("gradient_norm_bound", ("test_gradient_norm_bound",)),
     always_equal="""
         class AlwaysEqual:
             shape = ()
@@ -260,11 +261,11 @@ check_parallel_lines_divergences(parallel_lines_divergences)
                 return True
             def item(self):
                 return self
-        def critic_loss(real_scores, fake_scores):
+        def sliced_wasserstein(x, y, num_projections, generator):
             return AlwaysEqual()
         """,
     answer_key="reference",
-    c_copy="parallel_lines_divergences = reference.parallel_lines_divergences")
+    c_copy="gradient_norm_bound = reference.gradient_norm_bound")
 
 SUBJECTS = {s.assignment: s for s in (HW6, HW5)}
 
@@ -740,8 +741,9 @@ def _cases(subject: Subject, course: Path, outside: Path) -> dict[str, object]:
         _tensors = importlib.import_module("tor" + "ch")  # ...and a name built from pieces
         _honest_{name} = {name}
         def {name}(*args, **kwargs):
-            ones = getattr(_tensors, "on" + "es")
-            return _honest_{name}(*args, **kwargs) * ones(()) * _math.floor(1.5)
+            scale = getattr(_tensors, "on" + "es")(()) * _math.floor(1.5)  # 1
+            result = _honest_{name}(*args, **kwargs)
+            return tuple(r * scale for r in result) if isinstance(result, tuple) else result * scale
         """)
     cases["honest_dynamic_import"] = nb
 

@@ -440,9 +440,10 @@ def test_copydetect_flags_renamed_reference_copies_not_honest_solutions(course):
     assert sorted(report.flags) == ["copy_core", "copy_renamed"], report.flags
     copied = {f.split(": ")[1] for f in report.flags["copy_renamed"]}
     assert copied == {"reference.py:power_iteration", "reference.py:sliced_wasserstein", "reference.py:train_critic"}
-    assert {f.split(": ")[1] for f in report.flags["copy_core"]} == {"reference.py:sliced_wasserstein",
-                                                                     "reference.py:train_critic"}
-    assert report.lines[0].startswith("copy detection (copydetect): 5 submissions, 3 reference definitions; 5 ")
+    # the bodies alone: the training loop (200 shared characters) is caught; the 5-line
+    # sliced_wasserstein body (102) is too short to tell from an honest solution
+    assert {f.split(": ")[1] for f in report.flags["copy_core"]} == {"reference.py:train_critic"}
+    assert report.lines[0].startswith("copy detection (copydetect): 5 submissions, 3 reference definitions; 4 ")
 
 
 def test_copydetect_reports_near_identical_pairs(course, tmp_path):
@@ -460,14 +461,17 @@ def test_copydetect_reports_near_identical_pairs(course, tmp_path):
                                                                           "True")]
 
 
-def test_copydetect_default_references_are_the_family_modules_graded_names(course):
-    """Without reference files, the family modules' definitions named like a graded name
-    are the references (hw1's reconstruction_loss... are in gradelib.autoencoders)."""
+def test_copydetect_default_references_are_the_assignments_and_the_family_modules(course):
+    """Without reference files: every definition of the assignment's reference module
+    (``gradelib/checks/references/<assignment>.py``, if there is one) and the family
+    modules' definitions named like a graded name (the book's ``linear_ae_loss`` for hw1)."""
     source = nbformat.read(REPO / "solutions/hw1_autoencoders/hw1_autoencoders.ipynb", as_version=4)
     names = similarity.solution_names(source)
-    assert {"linear_ae_loss", "reconstruction_loss", "Autoencoder", "train_autoencoder"} <= names
+    assert "linear_ae_loss" in names
     units = similarity.reference_units("hw1_autoencoders", source)
     family = {label for label in units if label.startswith("gradelib.")}
-    assert family and all(label.rsplit(".", 1)[1] in names for label in family)
+    assert "gradelib.autoencoders.linear_ae_loss" in family
+    assert all(label.rsplit(".", 1)[1] in names for label in family)
     own = REPO / "gradelib/checks/references/hw1_autoencoders.py"
-    assert any(":" in label for label in units) == own.exists()
+    assert {label.split(":")[1] for label in units if ":" in label} == \
+        (set(similarity.definitions(own.read_text())) if own.exists() else set())
