@@ -379,7 +379,8 @@ def _lsgan_targets_swapped(generator, discriminator, images, steps, loss, genera
 
 
 def test_lsgan_training_check_rejects_swapped_targets():
-    with pytest.raises(AssertionError, match="train_dcgan: after 400 steps with loss='lsgan'"):
+    with pytest.raises(AssertionError, match=f"train_dcgan: after {checks.TRAINING_STEPS} steps "
+                                             "with loss='lsgan', the course's digit classifier"):
         checks.check_train_dcgan_lsgan(_lsgan_targets_swapped, *ARGS)
 
 
