@@ -82,7 +82,7 @@ CONFIDENCE = 0.9
 MIN_CONFIDENT_SHARE = 0.10
 #: All ten digits must be present: each must be the classifier's top label of at least this
 #: many of the ``NUM_SAMPLES`` samples (confident or not; the share above judges quality).
-MIN_DIGIT_COUNT = 10
+MIN_DIGIT_COUNT = 5
 
 _FIRST_NORM_HINT = ("No batch normalisation on the discriminator's input layer (DCGAN's "
                     "guideline): batch norm starts at the second convolution.")
