@@ -260,9 +260,20 @@ def _record_base(config: dict) -> dict:
 
 
 def _write(output: Path, section: str, record: dict) -> None:
+    """Merge one mode's record into ``output``. The top level (commit, config, load average,
+    threads, constants) is the band's, which calibrates the constants; the goal and budget
+    sections carry their own commit, config, load average and threads."""
     previous = json.loads(output.read_text()) if output.exists() else {}
-    merged = {**{k: v for k, v in previous.items() if k in ("band", "goal", "budgets")},
-              **{k: v for k, v in record.items() if k != section}, section: record[section]}
+    provenance = {k: record[k] for k in ("commit", "config", "loadavg", "threads")}
+    if section == "band":
+        merged = {**{k: v for k, v in record.items() if k != section}, "band": record["band"]}
+    else:
+        merged = {k: v for k, v in previous.items() if k not in ("goal", "budgets")}
+        merged.setdefault("constants", record["constants"])
+        merged[section] = {**provenance, **record[section]}
+    for kept in ("goal", "budgets"):
+        if kept in previous and kept != section:
+            merged[kept] = previous[kept]
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"recorded in {output}")
