@@ -379,7 +379,8 @@ def _lsgan_targets_swapped(generator, discriminator, images, steps, loss, genera
 
 
 def test_lsgan_training_check_rejects_swapped_targets():
-    with pytest.raises(AssertionError, match="train_dcgan: after 400 steps with loss='lsgan'"):
+    with pytest.raises(AssertionError, match=f"train_dcgan: after {checks.TRAINING_STEPS} steps "
+                                             "with loss='lsgan', the course's digit classifier"):
         checks.check_train_dcgan_lsgan(_lsgan_targets_swapped, *ARGS)
 
 
@@ -446,3 +447,37 @@ def test_sample_quality_judges_real_digits_as_confident_and_noise_as_not():
     blank = checks.sample_quality(Replay(-torch.ones(1000, 1, 28, 28)))
     assert real["confident_share"] > 0.8 and min(real["digit_counts"]) > 50
     assert blank["confident_share"] in (0.0, 1.0) and sum(c > 0 for c in blank["digit_counts"]) <= 1
+
+
+# ------------------------------------------------------------- the references' own contract
+
+
+def test_references_validate_their_arguments():
+    with pytest.raises(TypeError, match="real_scores"):
+        reference.lsgan_losses(None, torch.zeros(3))
+    with pytest.raises(ValueError, match="fake_scores"):
+        reference.lsgan_losses(torch.zeros(3), torch.zeros(0))
+    with pytest.raises(ValueError, match="p_g"):
+        reference.lsgan_optimal_discriminator(torch.ones(2), torch.tensor([0.5, -0.5]), 0.0, 1.0)
+    with pytest.raises(TypeError, match="a must be a real number"):
+        reference.lsgan_optimal_discriminator(torch.ones(2), torch.ones(2), "0", 1.0)
+    with pytest.raises(ValueError, match="z must have shape"):
+        reference.DCGANGenerator(8)(torch.zeros(2, 9))
+    with pytest.raises(ValueError, match="x must have shape"):
+        reference.DCGANDiscriminator()(torch.zeros(2, 1, 32, 32))
+    with pytest.raises(TypeError, match="module"):
+        reference.dcgan_init_("not a module")
+    generator, discriminator = reference.DCGANGenerator(8), reference.DCGANDiscriminator()
+    images = torch.rand(4, 1, 28, 28)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        reference.train_dcgan(generator, discriminator, images, 1, "wasserstein", torch.Generator())
+    with pytest.raises(ValueError, match="images must have values in"):
+        reference.train_dcgan(generator, discriminator, 2 * images - 1, 1, "lsgan", torch.Generator())
+    with pytest.raises(TypeError, match="generator_rng"):
+        reference.train_dcgan(generator, discriminator, images, 1, "lsgan", 0)
+
+
+def test_lsgan_optimum_is_the_midpoint_where_both_probabilities_vanish():
+    d = reference.lsgan_optimal_discriminator(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]),
+                                              -1.0, 1.0)
+    assert d.tolist() == [0.0, 1.0]
