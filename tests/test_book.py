@@ -9,7 +9,8 @@ opened in Debian's ``chromium`` driven by Playwright's Python API (no browser do
 every page: no console errors, no request leaving localhost (the book must work offline),
 MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded
 and has alt text (not its file name),
-every internal link resolves (page and anchor), and every dropdown opens. Once MathJax has
+every internal link resolves (page and anchor), every dropdown opens, and no display equation
+is wider than the text column (MathJax does not break lines: it would be cut off). Once MathJax has
 run and every dropdown is open, no ``$`` and no TeX command (``\\frac``, ``\\mathbb``,
 ``\\begin``...) may be left in the page's text outside code and rendered math: that is TeX
 that Markdown did not hand to MathJax (a display ``$$`` inside a paragraph, a line of
@@ -169,6 +170,13 @@ def raw_tex(text: str, context: int = 30) -> list[str]:
     return [text[max(0, m.start() - context):m.end() + context] for m in RAW_TEX.finditer(text)]
 
 
+# Display equations whose rendered formula is wider than the column: MathJax does not break
+# lines, so the end of the formula (and its number) is cut off.
+WIDE_DISPLAYS = """() => [...document.querySelectorAll('main mjx-container[display="true"]')]
+  .filter(m => { const f = m.querySelector('mjx-math');
+                 return f && f.getBoundingClientRect().width > m.getBoundingClientRect().width + 1; })
+  .map(m => (m.querySelector('mjx-assistive-mml') || m).textContent.slice(0, 50))"""
+
 MATH_STATE = """() => {
   const maths = [...document.querySelectorAll('main .math')];
   return {
@@ -222,6 +230,9 @@ def test_page_renders_for_a_reader(browser, site, page_name):
         leftovers = raw_tex(prose_text(page.content()))
         assert not leftovers, (f"{page_name}: TeX that MathJax never saw, in the text a reader "
                                f"sees: {leftovers[:8]}")
+        too_wide = page.evaluate(WIDE_DISPLAYS)
+        assert not too_wide, (f"{page_name}: display equations wider than the text column at "
+                              f"1280 px, cut off for a reader (split them with aligned): {too_wide}")
 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
