@@ -2,6 +2,7 @@
 #
 #   make book   install what is needed, build the book with every chapter executed
 #   make test   install what is needed, run the whole test suite
+#   make student-kit   build what students get: dist/student-kit/ and dist/student-kit.zip
 #   make grade-{release,collect,autograde,feedback,export} COURSE=/path ASSIGNMENT=hwN_...
 #               the instructor's grading steps on a course directory outside the repository
 #
@@ -18,7 +19,7 @@ endif
 export UV_PYTHON_DOWNLOADS := never
 ASSIGNMENTS := $(notdir $(wildcard solutions/*))
 
-.PHONY: book test install uv browser sandbox release samples benchmarks clean \
+.PHONY: book test install uv browser sandbox release samples benchmarks clean student-kit student-kit-lock \
 	grade-check grade-release grade-collect grade-autograde grade-feedback grade-export
 
 uv:
@@ -68,6 +69,16 @@ samples: book
 release: install
 	@set -e; for a in $(ASSIGNMENTS); do \
 	  $(UV) run nbgrader generate_assignment $$a --force; done; rm -f gradebook.db
+
+# The student kit (README, "For students"): the released notebooks, gradelib without its
+# checks and grading pipeline as a wheel, and pyproject.toml + uv.lock + README.md from
+# student_kit/ (JupyterLab included). student_kit/uv.lock pins the main lock's versions;
+# after the main lock changes, `make student-kit-lock` re-derives it (commit the result).
+# The tests build and install the kit from uv's cache alone, which `install` fills.
+student-kit: install
+	KIT_UV="$(UV)" $(UV) run python student_kit/build.py --out dist/student-kit
+student-kit-lock: install
+	KIT_UV="$(UV)" $(UV) run python student_kit/build.py --out dist/student-kit --update-lock
 
 benchmarks: install
 	$(UV) run python benchmarks/chapter_times.py

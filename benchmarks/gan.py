@@ -14,19 +14,29 @@ Quality bars (issue 5): each toy run <= 60 s; >= 80 % of the conditional samples
 as the requested digit, within 180 s of training. Results go to
 ``benchmarks/results/gan.json``.
 
-With ``--band`` it instead calibrates the hidden training check of ``hw4_gan``
-(:func:`gradelib.checks.hw4_gan.check_train_gan`): it trains, exactly as the check does
-(seeded reference MLPs, :data:`~gradelib.checks.hw4_gan.TRAINING_STEPS` steps, k = 1, one
-thread), the homework's solution loop with the check's seed and four more, the same loop
-drawing its random numbers in another order, an acceptable variant (batches of 128), the
-original minimax generator loss (which Adam trains at k = 1: the loss functions' own checks,
-not this one, tell the two losses apart), and broken loops (the discriminator's loss with its
-sign flipped; fakes not detached and both networks stepped on the discriminator's loss), and
-records
-their modes and high-quality share in ``benchmarks/results/gan_band.json``.
+The homework ``hw4_gan`` (second edition: a convolutional DCGAN trained with the
+non-saturating and the least-squares losses) is measured by three other modes, which write
+``benchmarks/results/gan_band.json`` (commit, configuration, load average, threads, and the
+calibrated constants of :mod:`gradelib.checks.hw4_gan`):
+
+- ``--band``: trains, exactly as the hidden checks do (the reference networks seeded, DCGAN's
+  initialisation, :data:`~gradelib.checks.hw4_gan.TRAINING_STEPS` steps on one thread, 1,000
+  samples from the check's noise judged by the course's digit classifier), the reference
+  with five seeds per loss, an acceptable plain DCGAN loop (Adam 2e-4, no schedule, no weight
+  average), and broken loops (the discriminator's loss negated; a sigmoid on the
+  discriminator's logits; LSGAN's targets swapped; the digits left in [0, 1]), and records
+  each one's share of confident labels, digit counts and whether it passes the band; then it
+  runs the real training checks once on the reference, with their time budgets.
+- ``--goal``: the issue's goal (a benchmark, not a timed test): with either loss, at least
+  60 % of 1,000 samples labelled with confidence above 0.9 and all ten digits present after
+  at most 120 s of training on this machine. It trains the reference and the plain DCGAN
+  loop for ``--goal-steps`` steps per loss and records steps, seconds, step rate and the
+  judge's figures.
+- ``--budgets``: the time to execute the solution notebook (``nbgrader validate``, bar 150 s)
+  and to autograde one correct submission with nbgrader (bar 120 s).
 
     uv run python benchmarks/gan.py [--seeds 0 1 2 3 4] [--cgan-steps 1500]
-    uv run python benchmarks/gan.py --band
+    uv run python benchmarks/gan.py --band | --goal [--goal-steps 2000] | --budgets
 """
 
 from __future__ import annotations
@@ -34,15 +44,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gradelib import gan
 from gradelib.checks import hw4_gan as checks
+from gradelib.checks.references import hw4_gan as reference
 from gradelib.data import grid_mixture, load_mnist, ring_mixture
 from gradelib.device import make_generator, seed_everything
 from gradelib.digit_classifier import classify_digits, reference_digit_classifier
@@ -116,90 +128,219 @@ def conditional_run(steps: int) -> dict:
             "judge_train_seconds": round(judge_seconds, 1)}
 
 
-def homework_train_gan(generator, discriminator, data_sampler, steps, k, generator_rng, *,
-                       batch=256, reorder=False, loss="nonsaturating", flip_d=False,
-                       no_detach=False):
-    """The homework's solution loop, with switches for the variants the band is tested on."""
-    opt_g = torch.optim.Adam(generator.parameters(), lr=1e-3, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999))
+# ------------------------------------------------------------------------ hw4_gan (DCGAN)
+
+TRAINING_VARIANTS = {
+    # label: (loss, options of dcgan_loop, expected to pass)
+    "plain DCGAN loop (Adam 2e-4, no schedule, no weight average)":
+        (None, {"learning_rate": 2e-4, "schedule": False, "average": False}, True),
+    "broken: discriminator loss negated": ("nonsaturating", {"negate_d": True}, False),
+    "broken: sigmoid on the discriminator's logits, logits loss":
+        ("nonsaturating", {"sigmoid_scores": True}, False),
+    "broken: LSGAN targets swapped (real -> 0, fake -> 1)": ("lsgan", {"swap_targets": True}, False),
+    "broken: digits left in [0, 1]": (None, {"rescale": False}, False),
+}
+
+
+def dcgan_loop(generator, discriminator, images, steps, loss, generator_rng, *,
+               learning_rate=reference.DCGANTrainingConfig.learning_rate, schedule=True,
+               average=True, negate_d=False, sigmoid_scores=False, swap_targets=False,
+               rescale=True):
+    """The homework's training loop (the reference's), with switches for the band's variants."""
+    optimizers = [torch.optim.Adam(net.parameters(), lr=learning_rate, betas=(0.5, 0.999))
+                  for net in (discriminator, generator)]
+    schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 - t / steps)
+                  for opt in optimizers] if schedule else []
+    opt_d, opt_g = optimizers
+    means = [p.detach().clone() for p in generator.parameters()]
     history = {"discriminator": [], "generator": []}
-    for _ in range(steps):
-        for _ in range(k):
-            if reorder:
-                z = torch.randn(batch, generator.latent_dim, generator=generator_rng)
-                real = data_sampler(batch, generator_rng)
-            else:
-                real = data_sampler(batch, generator_rng)
-                z = torch.randn(batch, generator.latent_dim, generator=generator_rng)
-            fake = generator(z) if no_detach else generator(z).detach()
-            loss_d = (F.softplus(-discriminator(real)).mean()
-                      + F.softplus(discriminator(fake)).mean())
-            if flip_d:
-                loss_d = -loss_d
-            opt_d.zero_grad()
-            if no_detach:
-                opt_g.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            if no_detach:
-                opt_g.step()
-        z = torch.randn(batch, generator.latent_dim, generator=generator_rng)
-        logits = discriminator(generator(z))
-        loss_g = (F.softplus(-logits).mean() if loss == "nonsaturating"
-                  else -F.softplus(logits).mean())
+    generator.train()
+    discriminator.train()
+
+    def score(x):
+        out = discriminator(x)
+        return torch.sigmoid(out) if sigmoid_scores else out
+
+    for t in range(steps):
+        index = torch.randint(len(images), (64,), generator=generator_rng)
+        real = 2 * images[index] - 1 if rescale else images[index]
+        fake = generator(torch.randn(64, generator.latent_dim, generator=generator_rng))
+        real_scores, fake_scores = score(real), score(fake.detach())
+        if loss == "lsgan":
+            pair = (fake_scores, real_scores) if swap_targets else (real_scores, fake_scores)
+            loss_d = reference.lsgan_losses(*pair)[0]
+        else:
+            loss_d = gan.discriminator_loss(real_scores, fake_scores)
+        if negate_d:
+            loss_d = -loss_d
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        scores = score(fake)
+        loss_g = (reference.lsgan_losses(real_scores.detach(), scores)[1] if loss == "lsgan"
+                  else gan.generator_loss_nonsaturating(scores))
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
+        for scheduler in schedulers:
+            scheduler.step()
+        if average:
+            decay = min(0.999, (1 + t) / (10 + t))
+            with torch.no_grad():
+                for mean, p in zip(means, generator.parameters()):
+                    mean.lerp_(p.detach(), 1 - decay)
         history["discriminator"].append(loss_d.item())
         history["generator"].append(loss_g.item())
+    if average:
+        with torch.no_grad():
+            for mean, p in zip(means, generator.parameters()):
+                p.copy_(mean)
+        reference._refresh_batch_norm(generator, generator.latent_dim, 8, 256, generator_rng)
+    generator.eval()
+    discriminator.eval()
     return history
 
 
-def calibrate_band(output: Path) -> None:
-    torch.set_num_threads(1)
-    variants = {f"homework solution, seed {checks.SEED + i}": ({}, checks.SEED + i)
-                for i in range(5)}
-    variants.update({
-        "solution drawing noise before data": ({"reorder": True}, checks.SEED),
-        "acceptable: batches of 128": ({"batch": 128}, checks.SEED),
-        "variant: minimax generator loss (Adam, k = 1)": ({"loss": "minimax"}, checks.SEED),
-        "broken: discriminator loss sign flipped": ({"flip_d": True}, checks.SEED),
-        "broken: fakes not detached, generator stepped on D's loss": ({"no_detach": True},
-                                                                      checks.SEED),
-    })
-    record = {"benchmark": "gan_band", "steps": checks.TRAINING_STEPS,
-              "min_modes": checks.MIN_RING_MODES, "min_high_quality": checks.MIN_HIGH_QUALITY,
-              "time_budget_s": checks.TRAINING_TIME_BUDGET_S, "variants": {}}
-    for label, (options, seed) in variants.items():
-        def train(*args, options=options):
-            return homework_train_gan(*args, **options)
+def judged_run(train, loss: str, steps: int, seed: int) -> dict:
+    """Train seeded reference networks with ``train`` as the check does; the judge's figures."""
+    torch.manual_seed(seed)
+    generator = reference.DCGANGenerator(checks.LATENT_DIM)
+    discriminator = reference.DCGANDiscriminator()
+    reference.dcgan_init_(generator)
+    reference.dcgan_init_(discriminator)
+    images, _ = load_mnist("train")
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    train(generator, discriminator, images, steps, loss, make_generator(seed))
+    seconds = time.perf_counter() - start
+    quality = checks.sample_quality(generator, seed=seed + 1)
+    passes = (quality["confident_share"] >= checks.MIN_CONFIDENT_SHARE
+              and min(quality["digit_counts"]) >= checks.MIN_DIGIT_COUNT)
+    return {"loss": loss, "seed": seed, "steps": steps,
+            "confident_share": round(quality["confident_share"], 4),
+            "digit_counts": quality["digit_counts"], "passes_band": passes,
+            "train_seconds": round(seconds, 1), "ms_per_step": round(1000 * seconds / steps, 1),
+            "loadavg_1min_before": round(load, 2)}
 
-        start = time.perf_counter()
-        try:
-            modes, share = checks.check_train_gan(train, seed=seed)
-            passed = True
-        except AssertionError as error:
-            passed = False
-            modes = share = None
-            print(f"    {str(error).splitlines()[0][:150]}")
-        seconds = time.perf_counter() - start
-        if modes is None:  # the check failed: measure what it saw
-            ring = ring_mixture()
-            torch.manual_seed(seed)
-            generator, discriminator = gan.MLPGenerator(), gan.MLPDiscriminator()
-            train(generator, discriminator, ring.sample, checks.TRAINING_STEPS, 1,
-                  make_generator(seed))
-            modes, share = gan.mode_coverage(
-                gan.draw_samples(generator, 2500, make_generator(seed + 1)), ring.centers, ring.std)
-        record["variants"][label] = {"modes": modes, "high_quality": round(share, 4),
-                                     "passes_check": passed, "check_seconds": round(seconds, 1)}
-        print(f"{label:>58}: {modes}/8 modes, {100 * share:5.1f}% HQ, "
-              f"{'PASS' if passed else 'FAIL'} ({seconds:.1f} s)", flush=True)
-    record["measured"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    record["load_average_at_end"] = list(os.getloadavg())
+
+def _show(label: str, run: dict) -> None:
+    print(f"{label:>64} [{run['loss']:>13}, seed {run['seed']}]: "
+          f"{100 * run['confident_share']:5.1f}% confident, digits {run['digit_counts']}, "
+          f"{'PASS' if run['passes_band'] else 'FAIL'}; {run['steps']} steps in "
+          f"{run['train_seconds']} s ({run['ms_per_step']} ms/step, load "
+          f"{run['loadavg_1min_before']})", flush=True)
+
+
+def _commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent).stdout.strip()
+
+
+def _record_base(config: dict) -> dict:
+    return {"benchmark": "gan_band", "commit": _commit(), "config": config,
+            "loadavg": [round(v, 2) for v in os.getloadavg()], "threads": torch.get_num_threads(),
+            "constants": {f"gradelib.checks.hw4_gan.{name}": getattr(checks, name) for name in (
+                "TRAINING_STEPS", "MIN_CONFIDENT_SHARE", "MIN_DIGIT_COUNT", "TRAINING_TIME_BUDGET_S",
+                "TRAINING_TIME_FACTOR", "NUM_SAMPLES", "CONFIDENCE")}}
+
+
+def _write(output: Path, section: str, record: dict) -> None:
+    previous = json.loads(output.read_text()) if output.exists() else {}
+    merged = {**{k: v for k, v in previous.items() if k in ("band", "goal", "budgets")},
+              **{k: v for k, v in record.items() if k != section}, section: record[section]}
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(record, indent=2) + "\n")
+    output.write_text(json.dumps(merged, indent=2) + "\n")
     print(f"recorded in {output}")
+
+
+def calibrate_band(output: Path, seeds: int) -> None:
+    steps = checks.TRAINING_STEPS
+    record = _record_base({"steps": steps, "seeds": [checks.SEED + i for i in range(seeds)],
+                           "samples": checks.NUM_SAMPLES, "confidence": checks.CONFIDENCE,
+                           "reference": reference.DCGANTrainingConfig().__dict__,
+                           "networks": "reference DCGANGenerator(64) / DCGANDiscriminator(), "
+                                       "width 32 (64 channels at 7x7)"})
+    runs: dict[str, list] = {}
+    for loss in reference.LOSSES:
+        for i in range(seeds):
+            run = judged_run(reference.train_dcgan, loss, steps, checks.SEED + i)
+            runs.setdefault(f"reference ({loss})", []).append(run)
+            _show("reference", run)
+    for label, (only, options, expected) in TRAINING_VARIANTS.items():
+        for loss in [only] if only else reference.LOSSES:
+            run = judged_run(lambda *args, options=options: dcgan_loop(*args, **options), loss,
+                             steps, checks.SEED)
+            run["expected_to_pass"] = expected
+            runs.setdefault(label, []).append(run)
+            _show(label, run)
+    checks_run = {}
+    for loss, check in (("nonsaturating", checks.check_train_dcgan_nonsaturating),
+                        ("lsgan", checks.check_train_dcgan_lsgan)):
+        start = time.perf_counter()
+        result = check(reference.train_dcgan, reference.DCGANGenerator,
+                       reference.DCGANDiscriminator, reference.dcgan_init_)
+        result["check_seconds"] = round(time.perf_counter() - start, 1)
+        checks_run[loss] = result
+        print(f"check_train_dcgan_{loss} on the reference: {result}", flush=True)
+    shares = {label: [r["confident_share"] for r in rs] for label, rs in runs.items()}
+    record["band"] = {"runs": runs, "checks_on_reference": checks_run,
+                      "min_reference_share": min(min(v) for k, v in shares.items()
+                                                 if k.startswith("reference")),
+                      "max_broken_share": max((max(v) for k, v in shares.items()
+                                               if k.startswith("broken")), default=None),
+                      "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
+                      "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _write(output, "band", record)
+
+
+def measure_goal(output: Path, steps: int, seeds: int) -> None:
+    record = _record_base({"goal": "with either loss, >= 60% of 1,000 samples labelled with "
+                                   "confidence > 0.9 and all ten digits present after <= 120 s "
+                                   "of training", "steps": steps,
+                           "seeds": [checks.SEED + i for i in range(seeds)],
+                           "reference": reference.DCGANTrainingConfig().__dict__})
+    runs = []
+    for label, train in (("reference", reference.train_dcgan),
+                         ("plain DCGAN loop", lambda *a: dcgan_loop(
+                             *a, learning_rate=2e-4, schedule=False, average=False))):
+        for loss in reference.LOSSES:
+            for i in range(seeds if label == "reference" else 1):
+                run = judged_run(train, loss, steps, checks.SEED + i)
+                run["label"] = label
+                run["goal_met"] = (run["confident_share"] >= 0.6 and min(run["digit_counts"]) > 0
+                                   and run["train_seconds"] <= 120)
+                runs.append(run)
+                _show(label, run)
+    record["goal"] = {"runs": runs, "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
+                      "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _write(output, "goal", record)
+
+
+def measure_budgets(output: Path) -> None:
+    from autograde_times import autograde_seconds
+
+    record = _record_base({"notebook": "solutions/hw4_gan/hw4_gan.ipynb",
+                           "bars_seconds": {"notebook": 150, "autograde": 120},
+                           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset")})
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    subprocess.run(["nbgrader", "validate", str(repo / "solutions" / "hw4_gan" / "hw4_gan.ipynb")],
+                   cwd=repo, env=env, check=True, capture_output=True)
+    notebook = time.perf_counter() - start
+    print(f"nbgrader validate (solution notebook): {notebook:.1f} s (load {load:.2f})", flush=True)
+    load_autograde = os.getloadavg()[0]
+    autograde = autograde_seconds("hw4_gan")
+    print(f"nbgrader autograde, one correct submission: {autograde:.1f} s "
+          f"(load {load_autograde:.2f})", flush=True)
+    record["budgets"] = {"notebook_seconds": round(notebook, 1),
+                         "loadavg_1min_before_notebook": round(load, 2),
+                         "autograde_seconds": round(autograde, 1),
+                         "loadavg_1min_before_autograde": round(load_autograde, 2),
+                         "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
+                         "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    _write(output, "budgets", record)
 
 
 def main() -> None:
@@ -210,9 +351,21 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--band", action="store_true",
                         help="calibrate the hw4_gan trained-model band instead")
+    parser.add_argument("--band-seeds", type=int, default=5)
+    parser.add_argument("--goal", action="store_true", help="measure hw4_gan's 120 s goal instead")
+    parser.add_argument("--goal-steps", type=int, default=2000)
+    parser.add_argument("--goal-seeds", type=int, default=1)
+    parser.add_argument("--budgets", action="store_true",
+                        help="time the hw4_gan solution notebook and its autograding instead")
     args = parser.parse_args()
-    if args.band:
-        calibrate_band(args.output or BAND_RESULTS)
+    if args.band or args.goal or args.budgets:
+        torch.set_num_threads(args.threads)
+        if args.band:
+            calibrate_band(args.output or BAND_RESULTS, args.band_seeds)
+        if args.goal:
+            measure_goal(args.output or BAND_RESULTS, args.goal_steps, args.goal_seeds)
+        if args.budgets:
+            measure_budgets(args.output or BAND_RESULTS)
         return
     torch.set_num_threads(args.threads)
     record = {"benchmark": "gan", "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),

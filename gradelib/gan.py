@@ -1,7 +1,9 @@
 """Generative adversarial networks: the minimax game, its optimum, and mode coverage.
 
-Reference implementations of the graded API of ``hw4_gan`` (syllabus §5), and the small
-models the GAN chapter trains.
+The code of the GAN chapter (syllabus §5): the minimax game's losses, its optimum on
+discrete distributions, mode coverage, and the small models the chapter trains. (The
+homework ``hw4_gan`` takes the next step, a convolutional DCGAN and the least-squares GAN;
+its references live with its checks, on the instructor's side.)
 
 A generator ``G`` maps noise ``z ~ N(0, I)`` to samples; a discriminator ``D`` maps a sample
 to the probability that it is real. Goodfellow et al. (2014, eq. 1) train them on the value
@@ -35,7 +37,6 @@ projection discriminator (Miyato & Koyama, 2018).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,7 +44,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradelib.training import TrainingClock, device_of, monitor_step
+from gradelib.training import progress as training_progress
 from gradelib.validation import (
+    require_generator,
     require_choice,
     require_positive_int,
     require_same_shape,
@@ -505,23 +509,6 @@ class GANTrainingConfig:
     generator_loss: str = "nonsaturating"
 
 
-def _require_generator(generator_rng: object) -> torch.Generator:
-    if not isinstance(generator_rng, torch.Generator):
-        raise TypeError(f"generator_rng must be a torch.Generator, got "
-                        f"{type(generator_rng).__name__}")
-    return generator_rng
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-def _progress(iterable, progress: bool, desc: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, disable=None if progress else True, leave=False)
-
-
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -573,7 +560,7 @@ def train_gan(
     """
     require_positive_int("steps", steps)
     require_positive_int("k", k)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     require_choice("config.generator_loss", config.generator_loss, GENERATOR_LOSSES)
     latent_dim = getattr(generator, "latent_dim", None)
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int):
@@ -581,7 +568,7 @@ def train_gan(
                         f"got {latent_dim!r}")
     loss_g_fn = (generator_loss_nonsaturating if config.generator_loss == "nonsaturating"
                  else generator_loss_minimax)
-    device = _device_of(generator)
+    device = device_of(generator)
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
                                    betas=config.betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate,
@@ -596,9 +583,8 @@ def train_gan(
                                 "d_fake": [], "monitor": []}
     generator.train()
     discriminator.train()
-    start = time.perf_counter()
-    paused = 0.0  # seconds spent in the monitor, not counted as training time
-    for step in _progress(range(1, steps + 1), progress, "GAN"):
+    clock = TrainingClock()  # the monitor's time is not training time
+    for step in training_progress(range(1, steps + 1), progress, "GAN"):
         d_total = 0.0
         for _ in range(k):
             real = data_sampler(n, generator_rng).to(device)
@@ -618,16 +604,8 @@ def train_gan(
         history["generator"].append(loss_g.item())
         history["d_real"].append(torch.sigmoid(real_logits.detach()).mean().item())
         history["d_fake"].append(torch.sigmoid(fake_logits.detach()).mean().item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            with torch.no_grad():
-                record = monitor(step, pause - start - paused)
-            history["monitor"].append(record)
-            generator.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator)
+    history["seconds"] = clock.seconds
     generator.eval()
     discriminator.eval()
     return history
@@ -686,13 +664,13 @@ def train_conditional_gan(
         TypeError / ValueError: bad arguments.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator_rng)
+    require_generator("generator_rng", generator_rng)
     require_tensor("labels", labels, ndim=1, floating=False)
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"images and labels must have the same length, got {images.shape[0]} "
                          f"and {labels.shape[0]}")
     num_classes = require_positive_int("generator.num_classes", generator.num_classes)
-    device = _device_of(generator)
+    device = device_of(generator)
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.learning_rate,
                                    betas=config.betas)
     optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate,
@@ -709,9 +687,8 @@ def train_conditional_gan(
                                 "d_fake": [], "monitor": []}
     generator.train()
     discriminator.train()
-    start = time.perf_counter()
-    paused = 0.0
-    for step in _progress(range(1, steps + 1), progress, "conditional GAN"):
+    clock = TrainingClock()
+    for step in training_progress(range(1, steps + 1), progress, "conditional GAN"):
         index = torch.randint(len(images), (n,), generator=generator_rng)
         real, real_y = images[index].to(device), labels[index].to(device)
         with torch.no_grad():
@@ -731,15 +708,8 @@ def train_conditional_gan(
         history["generator"].append(loss_g.item())
         history["d_real"].append(torch.sigmoid(real_logits.detach()).mean().item())
         history["d_fake"].append(torch.sigmoid(fake_logits.detach()).mean().item())
-        if monitor is not None and ((monitor_every and step % monitor_every == 0)
-                                    or step == steps):
-            pause = time.perf_counter()
-            generator.eval()
-            with torch.no_grad():
-                history["monitor"].append(monitor(step, pause - start - paused))
-            generator.train()
-            paused += time.perf_counter() - pause
-    history["seconds"] = time.perf_counter() - start - paused
+        monitor_step(step, steps, monitor, monitor_every, clock, history, generator)
+    history["seconds"] = clock.seconds
     generator.eval()
     discriminator.eval()
     return history
@@ -767,8 +737,8 @@ def draw_samples(
             ``torch.Generator``; a conditional generator validates ``labels`` itself.
     """
     require_positive_int("n", n)
-    _require_generator(generator_rng)
-    device = _device_of(generator)
+    require_generator("generator_rng", generator_rng)
+    device = device_of(generator)
     z = torch.randn(n, generator.latent_dim, generator=generator_rng)  # (n, D)
     generator.eval()
     with torch.no_grad():

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gradelib.validation import require_positive_int, require_same_shape, require_tensor
+from gradelib.validation import require_generator, require_positive_int, require_same_shape, require_tensor
 
 __all__ = [
     "GaussianMixture1D",
@@ -139,8 +139,7 @@ class GaussianMixture1D:
             ValueError: ``n`` is not positive.
         """
         require_positive_int("n", n)
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        require_generator("generator", generator)
         components = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, generator=generator, dtype=torch.float64)
         return self.means[components] + self.stds[components] * noise  # (n,)

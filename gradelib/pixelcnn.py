@@ -1,6 +1,8 @@
 """Autoregressive image models: masked convolutions and a PixelCNN for binarized images.
 
-Reference implementations of the graded API of ``hw2_pixelcnn`` (syllabus §3).
+The code of the chapter *Autoregressive models and PixelCNN* (syllabus §3), one channel.
+The homework ``hw2_pixelcnn`` takes the next step, the colour PixelCNN; its graded
+reference lives with the checks, on the instructor's side.
 
 An autoregressive model factorises the distribution of an image with the chain rule, in
 raster order (row by row, left to right within a row), over its ``n = H * W`` pixels:
@@ -22,8 +24,8 @@ pixels above and to the right of the current one: the *blind spot*, which the ga
 PixelCNN (van den Oord et al., 2016b) removes with separate vertical and horizontal stacks.
 
 The masks here act on one colour channel: the same spatial mask for every pair of input
-and output feature channels. (Colour images would also order R, G and B within a pixel,
-van den Oord et al., 2016a, Section 3.4; the course's MNIST is grayscale.)
+and output feature channels. (Colour images also order R, G and B within a pixel,
+van den Oord et al., 2016a, Section 3.4: the homework, on colour MNIST.)
 
 Units: negative log-likelihoods are in nats per image (summed over pixels);
 ``bits/dim = nats / (H * W * ln 2)``.
@@ -41,6 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from gradelib.validation import (
+    require_generator,
     require_binary,
     require_choice,
     require_positive_int,
@@ -62,6 +65,7 @@ __all__ = [
     "train_pixelcnn",
     "evaluate_nll",
     "receptive_field",
+    "jacobian_violations",
 ]
 
 MASK_TYPES = ("A", "B")
@@ -339,8 +343,7 @@ def sample(
     require_positive_int("n", n)
     require_positive_int("height", height)
     require_positive_int("width", width)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = _model_device(model, generator.device)
     context = getattr(model, "context_rows", None)
     use_context = isinstance(context, int) and not isinstance(context, bool) and context >= 0
@@ -414,8 +417,7 @@ def train_pixelcnn(
     require_shape("train_images", train_images, (None, 1, None, None))
     require_binary("train_images", train_images)
     require_positive_int("epochs", epochs)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     n = len(train_images)
@@ -508,3 +510,57 @@ def receptive_field(
         h = F.conv2d(h, kernel, padding=k // 2)  # (1, 1, H, W)
     (grad,) = torch.autograd.grad(h[0, 0, row, col], x)
     return grad[0, 0]  # (H, W)
+
+
+def _jacobian_rows(model: nn.Module, x: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """``d logits[0, 0, p] / d x[0, 0, :]`` for flat pixel indices ``p``: ``(len(pixels), H*W)``.
+
+    One batch element per output pixel (the input repeated), so one backward pass gives
+    the rows; the model must treat batch elements independently (eval mode).
+    """
+    _, _, height, width = x.shape
+    inputs = x.repeat(len(pixels), 1, 1, 1).requires_grad_(True)  # (P, 1, H, W)
+    logits = model(inputs)
+    flat = logits.reshape(len(pixels), -1)  # (P, H*W)
+    picked = flat[torch.arange(len(pixels)), pixels]  # (P,)
+    (grad,) = torch.autograd.grad(picked.sum(), inputs, allow_unused=True)
+    if grad is None:  # the output does not depend on the input at all
+        return torch.zeros(len(pixels), height * width)
+    return grad.reshape(len(pixels), height * width)  # (P, H*W)
+
+
+def jacobian_violations(
+    model: nn.Module, x: torch.Tensor, *, chunk: int = 196
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Jacobian of a one-channel model's logits with respect to one image, and its
+    non-causal part (the chapter's verification of Proposition "masked PixelCNN is causal").
+
+    Args:
+        model: maps ``(B, 1, H, W)`` to ``(B, 1, H, W)``; called in eval mode (restored after).
+        x: one image ``(1, 1, H, W)``.
+        chunk: output pixels per backward pass (memory vs speed).
+
+    Returns:
+        ``(jacobian, violations)``: ``jacobian[i, j] = d logit_i / d x_j`` (float64,
+        ``(H*W, H*W)``, raster order) and a bool mask of the entries with ``j >= i`` that
+        are not exactly 0.0.
+
+    Raises:
+        TypeError / ValueError: ``x`` is not a floating ``(1, 1, H, W)`` tensor.
+    """
+    require_tensor("x", x, ndim=4, floating=True)
+    require_shape("x", x, (1, 1, None, None))
+    require_positive_int("chunk", chunk)
+    n = x.shape[-2] * x.shape[-1]
+    was_training = model.training
+    model.eval()
+    try:
+        rows = [
+            _jacobian_rows(model, x, torch.arange(s, min(s + chunk, n))).detach()
+            for s in range(0, n, chunk)
+        ]
+    finally:
+        model.train(was_training)
+    jacobian = torch.cat(rows).to(torch.float64)  # (H*W, H*W)
+    future = torch.ones(n, n, dtype=torch.bool).triu()  # j >= i
+    return jacobian, future & (jacobian != 0)

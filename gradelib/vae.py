@@ -1,9 +1,9 @@
 """Variational autoencoders: the ELBO, the reparameterization trick and the IWAE bound.
 
-Reference implementations of the graded API of ``hw3_vae`` (syllabus §4), plus what the
-book's chapter and the course's likelihood table build on: the training loop, the reference
-model (:func:`train_reference_vae`), its evaluation, a conditional VAE, and a
-linear-Gaussian latent model whose evidence and posterior are known in closed form.
+The code of the VAE chapter (syllabus §4), and what the course's likelihood table builds
+on: the training loop, the reference model (:func:`train_reference_vae`), its evaluation,
+a conditional VAE, and a linear-Gaussian latent model whose evidence and posterior are known
+in closed form.
 
 The model (Kingma & Welling, 2014, "Auto-Encoding Variational Bayes", AEVB) has a prior
 ``p(z) = N(0, I_D)``, a decoder ``p_theta(x | z) = prod_i Bernoulli(x_i; sigmoid(f_theta(z)_i))``
@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from gradelib.data import load_mnist
 from gradelib.device import get_device, make_generator
 from gradelib.validation import (
+    require_generator,
     require_in_range,
     require_positive_int,
     require_same_shape,
@@ -64,12 +65,6 @@ __all__ = [
 ]
 
 LOG_2PI = math.log(2 * math.pi)
-
-
-def _require_generator(generator: object) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
 
 
 def _require_images(name: str, images: torch.Tensor) -> None:
@@ -352,7 +347,7 @@ def iwae_bound(model: nn.Module, x: torch.Tensor, k: int, generator: torch.Gener
     """
     _require_images("x", x)
     require_positive_int("k", k)
-    _require_generator(generator)
+    require_generator("generator", generator)
     mu, logvar = model.encode(x)  # (B, D) each
     batch, latent_dim = mu.shape
     eps = torch.randn(k, batch, latent_dim, generator=generator,
@@ -419,7 +414,7 @@ def random_shift(
         TypeError / ValueError: bad arguments.
     """
     require_tensor("images", images, ndim=4)
-    _require_generator(generator)
+    require_generator("generator", generator)
     if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
         raise ValueError(f"max_shift must be a non-negative int, got {max_shift!r}")
     if not 0.0 <= float(probability) <= 1.0:
@@ -480,7 +475,7 @@ def train_vae(
     _require_images("train_images", train_images)
     require_in_range("train_images", train_images, 0.0, 1.0)
     require_positive_int("epochs", epochs)
-    _require_generator(generator)
+    require_generator("generator", generator)
     if labels is not None:
         require_tensor("labels", labels, ndim=1, floating=False)
         require_shape("labels", labels, (len(train_images),))
@@ -545,7 +540,7 @@ def evaluate_vae(
         TypeError / ValueError: bad ``images``, ``generator``, ``ks`` or ``batch_size``.
     """
     _require_images("images", images)
-    _require_generator(generator)
+    require_generator("generator", generator)
     require_positive_int("batch_size", batch_size)
     for k in ks:
         require_positive_int("k", k)
@@ -659,7 +654,7 @@ class LinearGaussianModel:
         """A model with standard normal ``W`` ``(data_dim, latent_dim)`` and ``b``."""
         require_positive_int("data_dim", data_dim)
         require_positive_int("latent_dim", latent_dim)
-        _require_generator(generator)
+        require_generator("generator", generator)
         weight = torch.randn(data_dim, latent_dim, generator=generator, dtype=torch.float64)
         bias = torch.randn(data_dim, generator=generator, dtype=torch.float64)
         return cls(weight, bias, float(noise_var))
@@ -676,7 +671,7 @@ class LinearGaussianModel:
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw ``(x (n, P), z (n, D))`` from the joint, float64."""
         require_positive_int("n", n)
-        _require_generator(generator)
+        require_generator("generator", generator)
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=torch.float64)
         noise = torch.randn(n, len(self.bias), generator=generator, dtype=torch.float64)
         return z @ self.weight.T + self.bias + math.sqrt(self.noise_var) * noise, z

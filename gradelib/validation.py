@@ -19,6 +19,7 @@ __all__ = [
     "require_binary",
     "require_positive_int",
     "require_choice",
+    "require_generator",
 ]
 
 
@@ -113,3 +114,14 @@ def require_choice(name: str, value: object, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
     return value  # type: ignore[return-value]
+
+
+def require_generator(name: str, value: object) -> torch.Generator:
+    """Return ``value`` if it is a ``torch.Generator`` (randomness is passed in), else raise.
+
+    Raises:
+        TypeError: ``value`` is not a ``torch.Generator`` (e.g. a seed, or None).
+    """
+    if not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator, got {type(value).__name__}")
+    return value

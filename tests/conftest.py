@@ -63,3 +63,42 @@ def built_book(tmp_path_factory):
                   "--keep-going"], cwd=REPO, timeout=3600)
     return {"html": out / "_build" / "html", "returncode": result.returncode,
             "log": result.stdout + result.stderr}
+
+
+# ----------------------------------------------------------------------------- where the time goes
+# `GRADELIB_TEST_TIMES=benchmarks/results/test_times.json make test` records, per test file,
+# the seconds its tests took (setup, call and teardown, summed over both workers), the
+# session's wall time and the machine's load: the figures behind the suite's time budget.
+_TIMES: dict[str, float] = {}
+_SESSION_START: list[float] = []
+
+
+def pytest_sessionstart(session):
+    import time
+
+    _SESSION_START.append(time.monotonic())
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("GRADELIB_TEST_TIMES"):
+        path = report.nodeid.split("::")[0]
+        _TIMES[path] = _TIMES.get(path, 0.0) + float(report.duration)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    target = os.environ.get("GRADELIB_TEST_TIMES")
+    if not target or hasattr(session.config, "workerinput"):  # the controller writes, once
+        return
+    import json
+    import time
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    record = {"commit": commit,
+              "config": {"workers": getattr(session.config.option, "numprocesses", None),
+                         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "CI": bool(os.environ.get("CI"))},
+              "loadavg": list(os.getloadavg()), "threads": os.environ.get("OMP_NUM_THREADS"),
+              "exit_status": int(exitstatus),
+              "wall_seconds": round(time.monotonic() - _SESSION_START[0], 1) if _SESSION_START else None,
+              "seconds_per_file": {k: round(v, 1) for k, v in sorted(_TIMES.items(), key=lambda kv: -kv[1])}}
+    Path(target).write_text(json.dumps(record, indent=1) + "\n")

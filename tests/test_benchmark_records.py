@@ -65,13 +65,17 @@ def record_problems(record: dict) -> list[str]:
     if "config" in record and not (isinstance(config, dict) and config):
         problems.append(f"'config' must be a non-empty dict of what was measured, got {config!r}")
     loadavg = record.get("loadavg")
-    if "loadavg" in record and not (
+    noted = isinstance(record.get("note"), str) and len(record["note"]) > 20
+    # A record measured before the convention may lack what was not written down then: its
+    # 'loadavg'/'threads' is None, and its 'note' says so (never a made-up number).
+    if "loadavg" in record and not (loadavg is None and noted) and not (
             isinstance(loadavg, list) and len(loadavg) == 3
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in loadavg)):
-        problems.append(f"'loadavg' must be os.getloadavg(), three numbers >= 0, got {loadavg!r}")
+        problems.append(f"'loadavg' must be os.getloadavg(), three numbers >= 0 (or null with a "
+                        f"'note' saying why), got {loadavg!r}")
     threads = record.get("threads")
-    if "threads" in record and not (isinstance(threads, int) and not isinstance(threads, bool)
-                                    and threads >= 1):
+    if "threads" in record and not (threads is None and noted) and not (
+            isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         problems.append(f"'threads' must be the torch thread count, an int >= 1, got {threads!r}")
     constants = record.get("constants", {})
     if not isinstance(constants, dict):
@@ -131,6 +135,9 @@ GOOD = {"commit": "ab88fc1", "config": {"steps": 10}, "loadavg": [0.5, 0.4, 0.3]
 
 def test_checker_accepts_a_good_record():
     assert record_problems(GOOD) == []
+    older = GOOD | {"loadavg": None, "threads": None,
+                    "note": "measured before the record convention; the load was not written down"}
+    assert record_problems(older) == []
 
 
 @pytest.mark.parametrize("broken, message", [
@@ -142,6 +149,8 @@ def test_checker_accepts_a_good_record():
     (GOOD | {"config": {}}, "'config' must be a non-empty dict"),
     (GOOD | {"loadavg": 0.9}, "'loadavg' must be os.getloadavg()"),
     (GOOD | {"threads": "1"}, "'threads' must be the torch thread count"),
+    (GOOD | {"loadavg": None}, "'loadavg' must be os.getloadavg()"),
+    (GOOD | {"threads": None, "note": "short"}, "'threads' must be the torch thread count"),
     (GOOD | {"constants": {"math.pi": 3.14}}, r"constant math.pi: recorded 3.14, the code says 3.14159"),
     (GOOD | {"constants": {"math.tau_": 6.28}}, "constant math.tau_: math has no attribute 'tau_'"),
     (GOOD | {"constants": {"gradelib.no_such_module.X": 1}}, "gradelib has no attribute 'no_such_module'"),

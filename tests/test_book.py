@@ -347,3 +347,31 @@ def test_mathjax_is_served_from_the_book(built_book):
     assert (html / "_static" / "mathjax" / "es5" / "tex-mml-chtml.js").exists()
     chapter = (html / f"{toc_pages()[1]}.html").read_text()
     assert "_static/mathjax/es5/tex-mml-chtml.js" in chapter and "cdn.jsdelivr" not in chapter
+
+
+# Homework integrity (SYLLABUS): the built book shows no graded function, or an equivalent
+# of it. Here, not in tests/test_student_kit.py, because the built book is this file's
+# session fixture (one build per worker under --dist loadfile). The scanner, the secrets and
+# the list of known exposures are in tests/homework_integrity.py.
+import homework_integrity  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def book_documents(built_book):
+    if built_book["returncode"] != 0:
+        pytest.skip("the book did not build (see test_book_builds_executed_without_warnings)")
+    # every page and file a reader can open or download; not the theme's and MathJax's files
+    return homework_integrity.tree_documents(
+        built_book["html"], exclude=("_static", "_images", "searchindex.js", "objects.inv"))
+
+
+@pytest.mark.parametrize("assignment",
+                         homework_integrity.exposure_params(homework_integrity.assignments(), "book"))
+def test_book_shows_no_graded_function(book_documents, assignment):
+    """No solution cell of the assignment, nor a reference of its graded functions, is in
+    the rendered HTML (code blocks included), the page sources or the downloads, as
+    normalised tokens: renamed or reformatted, it is still found."""
+    secrets = homework_integrity.book_secrets(assignment)
+    assert secrets, f"{assignment}: no solution to look for"
+    homework_integrity.assert_not_exposed(homework_integrity.scan(secrets, book_documents),
+                                          f"{assignment}: the book")

@@ -1,7 +1,7 @@
-"""Tests of gradelib.checks.hw6_exercises: the hashed answer keys and every demonstration check.
+"""Tests of gradelib.checks.hw6_exercises: the answer keys and every demonstration check.
 
 The numeric answers are recomputed here from scratch (data, closed forms, quadrature), so the
-stored digests are tested against an independent computation, not against themselves. The
+stored answers are tested against an independent computation, not against themselves. The
 true/false and multiple-choice answers are the answer key of the homework (they are also the
 solutions in solutions/hw6_exercises); each key is tested to accept exactly one option.
 """
@@ -9,7 +9,6 @@ solutions in solutions/hw6_exercises); each key is tested to accept exactly one 
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -19,12 +18,9 @@ import torch.nn.functional as F
 from gradelib.checks import hw6_exercises as hw6
 from gradelib.checks.hw6_exercises import (
     AnswerKey,
-    answer_digest,
     canonical_bool,
     canonical_choice,
-    canonical_number,
     check_answer,
-    number_candidates,
 )
 from gradelib.data import load_mnist
 from gradelib.device import make_generator
@@ -107,18 +103,6 @@ def numeric_answers() -> dict[str, float]:
 # ------------------------------------------------------------------ canonical forms
 
 
-def test_canonical_number_spelling_and_rounding():
-    assert canonical_number(1.3862943611) == "138629e-5"
-    assert canonical_number(-0.000123456789) == "-123457e-9"
-    assert canonical_number(9.9999996) == "100000e-4"  # rounds up across a power of ten
-    assert canonical_number(0.0) == "0"
-    assert canonical_number(1234565.0) == "123456e1"  # exact tie: half to even
-    assert canonical_number(1234575.0) == "123458e1"
-    assert canonical_number(2.0) == canonical_number(2.0000001) == "200000e-5"
-    with pytest.raises(ValueError, match="finite"):
-        canonical_number(float("inf"))
-
-
 def test_canonical_bool_and_choice_forms():
     assert canonical_bool(True) == "true" and canonical_bool(False) == "false"
     for spelling in ("C", " c ", "(c)", "c)", "c."):
@@ -133,36 +117,20 @@ def test_canonical_bool_and_choice_forms():
         canonical_choice(3)
 
 
-def test_number_candidates_cover_exactly_the_tolerance_interval():
-    found = list(number_candidates(1.0, 1e-4))
-    # 0.999900 ... 0.999999 (100 numbers, unit 1e-6) and 1.00000 ... 1.00010 (11, unit 1e-5)
-    assert len(found) == 111 and len(set(found)) == 111
-    values = [Decimal(c.replace("e", "E")) for c in found]
-    assert min(values) == Decimal("0.9999") and max(values) == Decimal("1.0001")
-    negative = list(number_candidates(-2.5, 1e-5))
-    assert all(c.startswith("-") for c in negative) and "-250000e-5" in negative
-    assert list(number_candidates(0.0, 1e-4)) == ["0"]
-    with pytest.raises(ValueError, match="rtol"):
-        list(number_candidates(1.0, 1.5))
-    with pytest.raises(ValueError, match="more than"):
-        list(number_candidates(1.0, 0.5))
-
-
 @pytest.fixture
 def test_key(monkeypatch):
     """Install a numeric key for a made-up question and return a function that sets it."""
 
     def install(answer: float, rtol: float) -> None:
-        digest = answer_digest("qtest", canonical_number(answer))
         monkeypatch.setitem(hw6.ANSWER_KEYS, "qtest",
-                            AnswerKey("qtest", "number", digest, rtol=rtol, hint="a hint"))
+                            AnswerKey("qtest", "number", answer, rtol=rtol, hint="a hint"))
 
     return install
 
 
 @pytest.mark.parametrize("rtol", [1e-4, 1e-3])
 def test_numeric_tolerance_accepts_inside_and_rejects_outside(test_key, rtol):
-    """|v - a| <= (rtol - 5e-6)|a| is always accepted, >= (rtol + 5e-6)|a| always rejected."""
+    """|v - a| <= rtol |a| is accepted, anything farther rejected, at every scale."""
     g = np.random.default_rng(0)
     for _ in range(40):
         answer = float(g.choice([-1, 1]) * 10 ** g.uniform(-6, 6))
@@ -174,23 +142,27 @@ def test_numeric_tolerance_accepts_inside_and_rejects_outside(test_key, rtol):
                 check_answer("qtest", answer * factor)
 
 
-def test_numeric_tolerance_at_rounding_and_decade_boundaries(test_key):
-    # the true answer and the student's value round to different 6-digit numbers
-    test_key(1.2345649999, 1e-4)
-    check_answer("qtest", 1.2345650001)
-    check_answer("qtest", 1.23444)
-    # the answer rounds up to 10.0000 while the student's value is just below 10
-    test_key(9.9999996, 1e-4)
-    check_answer("qtest", 9.99951)
+def test_numeric_tolerance_is_relative_to_the_answer(test_key):
+    test_key(10.0, 1e-4)
     check_answer("qtest", 10.0009)
+    check_answer("qtest", 9.9991)
     with pytest.raises(AssertionError, match="not the right answer"):
         check_answer("qtest", 10.0012)
-    # and from the other side of the decade
-    test_key(10.000004, 1e-4)
-    check_answer("qtest", 9.9995)
     test_key(-0.00345, 1e-4)
     check_answer("qtest", np.float32(-0.00345))
     check_answer("qtest", torch.tensor([-0.00345]))
+
+
+def test_no_answer_key_is_a_digest_and_none_is_student_facing():
+    """The keys are plain answers on the instructor's side: no hashes to search offline, and
+    no student-facing gradelib module mentions them."""
+    import pathlib
+
+    for key in hw6.ANSWER_KEYS.values():
+        assert not (isinstance(key.answer, str) and len(key.answer) > 1), key
+    package = pathlib.Path(hw6.__file__).resolve().parents[1]
+    for path in package.glob("*.py"):
+        assert "ANSWER_KEYS" not in path.read_text(), path
 
 
 def test_numeric_answer_form_errors(test_key):

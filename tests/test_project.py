@@ -56,7 +56,7 @@ def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
     assert on_disk == set(files), f"chapters missing from _toc.yml: {on_disk - set(files)}"
 
 
-SAMPLES = ("gm", "ae", "pixelcnn", "vae", "gan", "wgan")
+SAMPLES = ("gm", "ae", "pixelcnn", "vae", "gan", "wgan", "diffusion")
 
 
 def test_readme_and_first_page_show_a_sample_figure_of_each_chapter():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import ot
@@ -171,3 +172,118 @@ def test_train_wgan_rejects_bad_config():
     with pytest.raises(ValueError, match="config.lipschitz must be one of"):
         wgan.train_wgan(gan.MLPGenerator(), gan.MLPDiscriminator(), ring_mixture().sample, 1,
                         make_generator(0), config=wgan.WGANTrainingConfig(lipschitz="spectral"))
+
+
+# ------------------------------------------------------------- gradients across a support gap
+
+
+def test_segment_sample_lies_on_the_segment_and_is_differentiable_in_theta():
+    theta = torch.tensor(0.7, requires_grad=True)
+    points = wgan.segment_sample(theta, 50, make_generator(0))
+    assert points.shape == (50, 2)
+    assert torch.all(points[:, 0] == 0.7) and points[:, 1].min() >= 0 and points[:, 1].max() <= 1
+    (grad,) = torch.autograd.grad(points[:, 0].sum(), theta)
+    assert grad.item() == 50
+
+
+def test_gradients_across_gaps_vanish_for_js_and_not_for_wasserstein():
+    config = wgan.GapExperimentConfig(steps=150, eval_size=1024)
+    torch.manual_seed(0)
+    js = wgan.gradients_across_gaps((1.0, 0.5), "js", make_generator(0), config=config)
+    torch.manual_seed(0)
+    w = wgan.gradients_across_gaps((1.0, 0.5), "wasserstein", make_generator(0), config=config)
+    assert [r["theta"] for r in js] == [1.0, 0.5]
+    assert js[0]["estimate"] == pytest.approx(math.log(2), abs=0.01)  # a confident discriminator
+    assert abs(js[0]["gradient"]) < 0.02 * abs(w[0]["gradient"])  # already 50x smaller
+    for result in w:
+        assert result["gradient"] == pytest.approx(1.0, abs=0.25)  # dW1/dtheta = 1
+        assert result["estimate"] == pytest.approx(result["theta"], rel=0.25)  # W1 = |theta|
+
+
+def test_gradients_across_gaps_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="thetas must be non-zero"):
+        wgan.gradients_across_gaps((1.0, 0.0), "js", make_generator(0))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        wgan.gradients_across_gaps((1.0,), "kl", make_generator(0))
+
+
+# ------------------------------------------------------------------ moment matching (MMD)
+
+
+def _mmd_by_pairs(x, y, widths):
+    def k(a, b):
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return sum(torch.exp(-d2 / (2 * s**2)) for s in widths)
+    return k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean()
+
+
+def test_mmd_loss_matches_the_pairwise_formula_and_is_zero_for_equal_samples():
+    g = make_generator(6)
+    x = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    y = 0.5 + torch.randn(30, 2, generator=g, dtype=torch.float64)
+    widths = (0.1, 1.0, 3.0)
+    torch.testing.assert_close(wgan.mmd_loss(x, y, widths), _mmd_by_pairs(x, y, widths))
+    assert wgan.mmd_loss(x, x, widths).item() == pytest.approx(0.0, abs=1e-12)
+    assert wgan.mmd_loss(x, y, widths).item() > 0
+    torch.testing.assert_close(wgan.mmd_loss(x, y, widths), wgan.mmd_loss(y, x, widths))
+
+
+def test_mmd_loss_is_differentiable_and_its_gradient_pulls_samples_to_the_data():
+    data = torch.zeros(20, 2, dtype=torch.float64)
+    samples = torch.full((20, 2), 0.5, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(wgan.mmd_loss(samples, data, (1.0,)), samples)
+    assert torch.all(grad > 0)  # a gradient step moves every sample towards the origin
+
+
+def test_mmd_loss_rejects_bad_input():
+    with pytest.raises(ValueError, match="bandwidths must be"):
+        wgan.mmd_loss(torch.zeros(3, 2), torch.zeros(3, 2), ())
+    with pytest.raises(ValueError, match="y must have shape"):
+        wgan.mmd_loss(torch.zeros(3, 2), torch.zeros(3, 3), (1.0,))
+
+
+def test_train_mmd_lowers_the_mmd_and_is_deterministic():
+    def run():
+        torch.manual_seed(0)
+        generator = gan.MLPGenerator(hidden_dim=16)
+        config = wgan.MMDTrainingConfig(batch_size=64, bandwidths=(0.5, 2.0))
+        return wgan.train_mmd(generator, ring_mixture().sample, 60, make_generator(0),
+                              config=config)
+
+    first, second = run(), run()
+    assert first["mmd"] == second["mmd"] and len(first["mmd"]) == 60
+    assert sum(first["mmd"][-10:]) < sum(first["mmd"][:10])
+
+
+# ------------------------------------------------------------ the equal-budget comparison
+
+
+@pytest.mark.parametrize("key", ["gan", "wgan_clip", "wgan_gp", "mmd"])
+def test_train_toy_runs_every_method_deterministically(key):
+    method = dataclasses.replace(wgan.TOY_COMPARISON["ring"][key], steps=3, hidden_dim=16)
+
+    def run():
+        records = []
+        generator, critic, history = wgan.train_toy(
+            ring_mixture(), method, 0, monitor=lambda step, seconds, g, c: records.append(step) or {},
+            monitor_every=2)
+        return generator, critic, history, records
+
+    generator, critic, history, records = run()
+    assert records == [2, 3] and not generator.training
+    assert (critic is None) == (key == "mmd")
+    again = run()
+    for a, b in zip(generator.parameters(), again[0].parameters()):
+        assert torch.equal(a, b)
+
+
+def test_comparison_settings_share_budgets_and_seeds():
+    assert set(wgan.TOY_COMPARISON) == set(wgan.TOY_BUDGET_SECONDS) == {"ring", "grid"}
+    assert not set(wgan.TOY_TUNING_SEEDS) & set(wgan.TOY_HELD_OUT_SEEDS)
+    assert len(wgan.TOY_HELD_OUT_SEEDS) == 5
+    for toy, methods in wgan.TOY_COMPARISON.items():
+        assert list(methods) == ["gan", "wgan_clip", "wgan_gp", "mmd"]
+        for key, method in methods.items():
+            assert method in wgan.TOY_CANDIDATES[toy][key]  # chosen among the tuned candidates
+    with pytest.raises(ValueError, match="method.trainer must be one of"):
+        wgan.train_toy(ring_mixture(), wgan.ToyMethod("x", "vae", 1, None), 0)

@@ -213,10 +213,9 @@ def forbid_autograd(
 def trains_model(check: Callable) -> Callable:
     """Mark a check that trains a model itself (seconds to minutes of CPU per call).
 
-    The grading pipeline (``gradelib.grading``) runs such a check once per submission, in its
-    verification process outside the student's kernel, rather than a second time in the
-    kernel; plain ``nbgrader autograde`` runs it in the kernel as usual. Returns ``check``
-    unchanged, with the attribute ``trains_model = True``.
+    The grading pipeline (``gradelib.grading``) runs every hidden check once per submission,
+    in its trusted checker; the mark tells benchmarks and budgets which checks dominate the
+    grading time. Returns ``check`` unchanged, with the attribute ``trains_model = True``.
     """
     check.trains_model = True
     return check
@@ -289,9 +288,13 @@ CALL_OPTIONS: contextvars.ContextVar[dict] = contextvars.ContextVar("CALL_OPTION
 
 #: Where a :func:`portable` object's constructor may come from: the public libraries and the
 #: student-facing ``gradelib`` (never ``gradelib.checks`` or ``gradelib.grading``).
-PUBLIC_PREFIXES = ("torch.nn.", "gradelib.data.", "gradelib.autoencoders.", "gradelib.pixelcnn.",
-                   "gradelib.vae.", "gradelib.gan.", "gradelib.wgan.", "gradelib.mixture.",
-                   "gradelib.digit_classifier.", "gradelib.diffusion.")
+def _public_prefixes() -> tuple[str, ...]:
+    from gradelib import FAMILIES, SUPPORT
+
+    return ("torch.nn.", *(f"gradelib.{name}." for name in (*FAMILIES, *SUPPORT)))
+
+
+PUBLIC_PREFIXES = _public_prefixes()
 
 
 def _public_callable(path: str) -> Callable:

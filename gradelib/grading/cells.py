@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # nbformat is imported where used: the verification child never needs it
+if TYPE_CHECKING:  # nbformat is imported where used (it costs ~2 s to import)
     import nbformat  # (importing it costs ~2 s, mostly jsonschema's format checkers)
 
 
@@ -48,8 +48,8 @@ def cell_source(cell: dict) -> str:
 
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-HIDDEN_ELSEWHERE = ("# (hidden tests: run once by the grader outside this kernel, in its verification\n"
-                    "#  process; their result is this cell's grade, shown in the output below)")
+HIDDEN_ELSEWHERE = ("# (hidden tests: run by the grader's trusted checker, outside this kernel;\n"
+                    "#  their result is this cell's grade, shown in the output below)")
 
 
 def hidden_tests(test_cell_source: str) -> str:
@@ -63,8 +63,8 @@ def without_hidden_tests(notebook: dict, grade_ids: set[str]) -> nbformat.Notebo
     """A copy of ``notebook`` whose test cells in ``grade_ids`` keep only their visible tests.
 
     The hidden block (markers included) becomes the comment ``HIDDEN_ELSEWHERE``; the
-    other cells are unchanged. Used for the in-kernel run of checks that train a model,
-    which the pipeline runs once, in its verification process.
+    other cells are unchanged. The in-kernel run (the student's feedback) gets this copy
+    with every test cell: the hidden checks run only in the trusted checker.
     """
     import nbformat
 

@@ -13,6 +13,13 @@ Two independent looks, both reported per submission as short strings ``"<kind>: 
   ``math``/``gradelib``, ``os._exit``/``os.kill``, the gradebook or the solutions, and classes that redefine comparison (``__eq__`` returning a
   constant is the classic way to pass ``assert got == expected``).
 
+Both are bounded, in size and in time, because the submission is the student's bytes: a
+cell longer than ``MAX_CELL_CHARS`` is neither compared nor parsed (it is flagged
+``oversize cell``), the similarity search for stripped cells compares only cells whose
+lengths allow the threshold (``SequenceMatcher``'s exact length bound, checked before any
+quadratic work) and each look stops at its clock (``COMPARE_SECONDS``, ``SCAN_SECONDS``)
+with a flag saying so, instead of holding up the grading of the class.
+
 The scan is evidence for a human, not a grade: grades come from the sandboxed run and the
 verification outside the kernel (``verify.py``); a flagged submission is listed for review.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import time
 
 from IPython.core.inputtransformer2 import TransformerManager
 
@@ -28,6 +36,13 @@ from gradelib.grading.cells import cell_source, grade_id, is_graded, nbgrader_me
 
 # Similarity above which a cell without nbgrader metadata is taken for a stripped locked cell.
 STRIPPED_SIMILARITY = 0.6
+# A cell longer than this (characters) is not compared or parsed, and is flagged: the
+# longest cell of the course's notebooks has ~6,000 characters, a student's ~3,000.
+MAX_CELL_CHARS = 100_000
+# Clocks (seconds) of the comparison with the release and of the code scan; on a hostile
+# submission each look stops there with a flag (an ordinary one takes < 0.1 s for both).
+COMPARE_SECONDS = 10.0
+SCAN_SECONDS = 20.0
 
 _IPYTHON_HOOKS = {"input_transformers_post", "input_transformers_cleanup", "input_transformer_manager",
                   "ast_transformers", "events", "register", "set_custom_exc", "showtraceback",
@@ -40,30 +55,90 @@ _DANGEROUS_CALLS = {("os", "_exit"): "os._exit ends the interpreter without repo
                     ("sys", "exit"): "sys.exit stops the run",
                     ("sys", "settrace"): "sys.settrace hooks execution",
                     ("sys", "setprofile"): "sys.setprofile hooks execution",
-                    ("signal", "signal"): "installs a signal handler"}
+                    ("signal", "signal"): "installs a signal handler",
+                    ("sys", "_getframe"): "walks the interpreter's frames",
+                    ("inspect", "currentframe"): "walks the interpreter's frames",
+                    ("inspect", "stack"): "walks the interpreter's frames",
+                    ("inspect", "getsource"): "reads source code at run time",
+                    ("inspect", "getsourcelines"): "reads source code at run time",
+                    ("inspect", "getfile"): "looks up source files at run time"}
+# Builtins that run code built at run time (``exec(base64.b64decode(...))``): flagged when
+# their first argument is not a literal, so that a reader knows the scan saw only part of it.
+_DYNAMIC_CODE = {"exec", "eval", "compile"}
 # Modules whose attributes a solution has no reason to assign (``torch.allclose = ...``).
-_PATCHED_MODULES = {"torch", "np", "numpy", "math", "gradelib", "builtins", "sys", "F", "nn", "random"}
+_PATCHED_MODULES = {"torch", "np", "numpy", "math", "gradelib", "builtins", "sys", "F", "nn", "random",
+                    "hashlib", "inspect", "importlib", "functools", "operator", "json", "os", "io", "time",
+                    "signal", "subprocess", "types", "gc", "ctypes", "pickle", "struct", "traceback"}
 _SUSPICIOUS_STRINGS = ("gradebook", "solutions/", "autograded", "submitted/", "nbgrader", "/proc/")
 _COMPARISON_DUNDERS = {"__eq__", "__ne__", "__bool__", "__lt__", "__le__", "__gt__", "__ge__",
                        "__float__", "__abs__", "__instancecheck__"}
 
 
-def compare_with_release(submission: dict, release: dict) -> list[str]:
+def _near(text: str, candidates: list[str], deadline: float) -> float | None:
+    """The highest ``difflib`` similarity of ``text`` to a candidate, or None when the clock ran out.
+
+    ``ratio = 2 M / (len(a) + len(b)) <= 2 min / (len(a) + len(b))``, so a candidate whose
+    length makes ``STRIPPED_SIMILARITY`` unreachable is skipped before any comparison (exact,
+    not an approximation); the others go through the cheap upper bounds first.
+    """
+    best = 0.0
+    for index, other in enumerate(candidates):
+        if index % 256 == 0 and time.monotonic() > deadline:
+            return None
+        shorter, longer = sorted((len(text), len(other)))
+        if longer == 0 or 2 * shorter / (shorter + longer) < max(STRIPPED_SIMILARITY, best):
+            continue
+        matcher = difflib.SequenceMatcher(None, text, other)
+        if matcher.quick_ratio() < max(STRIPPED_SIMILARITY, best):
+            continue
+        best = max(best, matcher.ratio())
+        if best == 1.0:
+            break
+        if time.monotonic() > deadline:
+            return None
+    return best
+
+
+def _short(value, length: int = 80, quote: bool = True) -> str:
+    """A student-controlled value for a flag: its repr (or str), at most ``length`` characters."""
+    text = repr(value) if quote else str(value)
+    return text if len(text) <= length else text[:length] + f"... ({len(text)} characters)"
+
+
+def oversize_cells(notebook: dict, limit: int = MAX_CELL_CHARS) -> list[str]:
+    """Flags for the cells longer than ``limit`` characters (not compared, not parsed)."""
+    flags = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        size = len(cell_source(cell))
+        if size > limit:
+            flags.append(f"oversize cell: {_short(grade_id(cell) or f'cell {index}', quote=False)} "
+                         f"({_short(cell.get('cell_type'), 20, quote=False)}, "
+                         f"{size} characters; more than {limit} are neither compared nor scanned)")
+    return flags
+
+
+def compare_with_release(submission: dict, release: dict, seconds: float = COMPARE_SECONDS) -> list[str]:
     """Compare the locked cells of a submission with the released notebook, by grade_id.
 
     Args:
         submission: the student's notebook (nbformat v4 dict).
         release: the notebook the students received (nbformat v4 dict, nbgrader's release).
+        seconds: the clock of the whole comparison; past it, the search for stripped cells
+            stops, the cells not yet examined are reported missing, and a flag says so.
 
     Returns:
         flags, e.g. ``"missing test cell: test_q2"``, ``"edited locked cell: imports"``,
         ``"added test cell: fake"``, ``"metadata removed: test_q3 (similar cell without
-        nbgrader metadata)"``. Empty for an untouched submission.
+        nbgrader metadata)"``, ``"oversize cell: ..."``, ``"tamper comparison stopped:
+        ..."``. Empty for an untouched submission.
     """
-    flags: list[str] = []
+    deadline = time.monotonic() + seconds
+    flags: list[str] = oversize_cells(submission)
     released = {grade_id(c): c for c in release["cells"] if grade_id(c)}
     submitted: dict[str, dict] = {}
-    unmarked = [c for c in submission.get("cells", []) if not nbgrader_metadata(c)]
+    unmarked = [cell_source(c) for c in submission.get("cells", [])
+                if not nbgrader_metadata(c) and len(cell_source(c)) <= MAX_CELL_CHARS]
+    stopped = False
     for cell in submission.get("cells", []):
         gid = grade_id(cell)
         if gid is None:
@@ -71,12 +146,12 @@ def compare_with_release(submission: dict, release: dict) -> list[str]:
                 flags.append("malformed nbgrader metadata: a cell without grade_id")
             continue
         if gid in submitted:
-            flags.append(f"duplicated cell: {gid}")
+            flags.append(f"duplicated cell: {_short(gid, quote=False)}")
             continue
         submitted[gid] = cell
         if gid not in released:
             kind = "test" if is_graded(cell) else "nbgrader"
-            flags.append(f"added {kind} cell: {gid}")
+            flags.append(f"added {kind} cell: {_short(gid, quote=False)}")
     for gid, original in released.items():
         meta = nbgrader_metadata(original)
         locked = meta.get("locked", False) or is_graded(original)
@@ -84,9 +159,12 @@ def compare_with_release(submission: dict, release: dict) -> list[str]:
         cell = submitted.get(gid)
         if cell is None:
             text = cell_source(original)
-            near = max((difflib.SequenceMatcher(None, text, cell_source(c)).ratio() for c in unmarked),
-                       default=0.0)
-            if near >= STRIPPED_SIMILARITY and text.strip():
+            near = None if stopped else _near(text, unmarked, deadline)
+            if near is None and not stopped:
+                stopped = True
+                flags.append(f"tamper comparison stopped: the search for stripped cells ran past {seconds:g} s "
+                             f"({len(unmarked)} cells without nbgrader metadata); the rest is reported missing")
+            if near is not None and near >= STRIPPED_SIMILARITY and text.strip():
                 flags.append(f"metadata removed: {gid} (a cell without nbgrader metadata matches "
                              f"the released {kind} at {near:.0%})")
             else:
@@ -99,7 +177,7 @@ def compare_with_release(submission: dict, release: dict) -> list[str]:
             for key in ("grade", "locked", "solution", "points"):
                 if submitted_meta.get(key) != meta.get(key):
                     flags.append(f"edited nbgrader metadata: {gid} ({key} "
-                                 f"{meta.get(key)!r} -> {submitted_meta.get(key)!r})")
+                                 f"{meta.get(key)!r} -> {_short(submitted_meta.get(key))})")
     return flags
 
 
@@ -126,21 +204,30 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
-def scan_student_code(cells: list[tuple[str, str]]) -> list[str]:
+def scan_student_code(cells: list[tuple[str, str]], seconds: float = SCAN_SECONDS) -> list[str]:
     """Flag student code that touches the grading machinery.
 
     Args:
         cells: ``[(label, source)]`` of the student's code cells (solution and added cells).
+        seconds: the clock of the whole scan; the cells left when it runs out are flagged.
 
     Returns:
         flags ``"<kind>: <label>: <detail>"``, one per finding, in cell order; a cell that
-        does not parse is flagged ``"unparsable: <label>"``.
+        does not parse is flagged ``"unparsable: <label>"``, one longer than
+        ``MAX_CELL_CHARS`` ``"oversize cell: <label>: ..."``.
     """
+    deadline = time.monotonic() + seconds
     flags: list[str] = []
-    for label, text in cells:
+    for position, (label, text) in enumerate(cells):
+        if time.monotonic() > deadline:
+            flags.append(f"scan stopped: ran past {seconds:g} s; {len(cells) - position} cells not scanned")
+            break
+        if len(text) > MAX_CELL_CHARS:
+            flags.append(f"oversize cell: {label}: {len(text)} characters of code, not scanned")
+            continue
         try:
             tree = ast.parse(python_source(text))
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             flags.append(f"unparsable: {label}")
             continue
         found: list[str] = []
@@ -158,7 +245,12 @@ def scan_student_code(cells: list[tuple[str, str]]) -> list[str]:
                 chain = _dotted(node.func)
                 parts = tuple(chain.split(".")[-2:])
                 if parts in _DANGEROUS_CALLS:
-                    found.append(f"process control: {chain} ({_DANGEROUS_CALLS[parts]})")
+                    kind = "process control" if parts[0] in ("os", "signal") or parts[1] in ("exit", "settrace",
+                                                                                          "setprofile") \
+                        else "introspection"
+                    found.append(f"{kind}: {chain} ({_DANGEROUS_CALLS[parts]})")
+                if chain in _DYNAMIC_CODE and node.args and not isinstance(node.args[0], ast.Constant):
+                    found.append(f"dynamic code: {chain} of a string built at run time (not scanned)")
                 if chain in {"setattr", "delattr"} and node.args:
                     target = _dotted(node.args[0])
                     if target in {"builtins", "__builtins__", "sys", "gradelib"} or target.startswith("gradelib."):

@@ -1,0 +1,1 @@
+"""Reference implementations of the graded functions, one module per assignment (instructor side only)."""
