@@ -8,15 +8,14 @@ The built HTML is then served on localhost and every page of the table of conten
 opened in Debian's ``chromium`` driven by Playwright's Python API (no browser download). On
 every page: no console errors, no request leaving localhost (the book must work offline),
 MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded
-and has alt text (not its file name),
-every internal link resolves (page and anchor), every dropdown opens, and no display equation
-is wider than the text column (MathJax does not break lines: it would be cut off). Once MathJax has
-run and every dropdown is open, no ``$`` and no TeX command (``\\frac``, ``\\mathbb``,
-``\\begin``...) may be left in the page's text outside code and rendered math: that is TeX
-that Markdown did not hand to MathJax (a display ``$$`` inside a paragraph, a line of
+and has alt text (not its file name), every internal link resolves (page and anchor),
+every dropdown opens, and no display equation is wider than the text column (MathJax does
+not break lines: it would be cut off). Once MathJax has run and every dropdown is open,
+no ``$`` and no TeX command (``\\frac``, ``\\mathbb``, ``\\begin``...) may be left in the
+page's text outside code and rendered math: that is TeX that Markdown did not hand to MathJax (a display ``$$`` inside a paragraph, a line of
 inline math starting with ``-`` that became a list item). Nor may a Markdown table's
-``| --- |`` row (a cell's Markdown output is CommonMark, which has no tables). The search page finds a term. A
-full-page screenshot of each page is kept in ``_build/screenshots/``.
+``| --- |`` row (a cell's Markdown output is CommonMark, which has no tables). The search
+page finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
 
 Where no Chromium can be found, the browser tests are skipped with the reason, except under
 CI (``CI`` set to anything but ``""``/``0``/``false``, as CI services and ``.ci/run`` do),
