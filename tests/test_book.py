@@ -12,10 +12,10 @@ and has alt text (not its file name), every internal link resolves (page and anc
 every dropdown opens, and no display equation is wider than the text column (MathJax does
 not break lines: it would be cut off). Once MathJax has run and every dropdown is open,
 no ``$`` and no TeX command (``\\frac``, ``\\mathbb``, ``\\begin``...) may be left in the
-page's text outside code and rendered math: that is TeX that Markdown did not hand to MathJax (a display ``$$`` inside a paragraph, a line of
-inline math starting with ``-`` that became a list item). Nor may a Markdown table's
-``| --- |`` row (a cell's Markdown output is CommonMark, which has no tables). The search
-page finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
+page's text outside code and rendered math: that is TeX that Markdown did not hand to
+MathJax (a display ``$$`` inside a paragraph, a line of inline math starting with ``-``
+that became a list item). Nor may a Markdown table's ``| --- |`` row (a cell's Markdown
+output is CommonMark, which has no tables). The search page finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
 
 Where no Chromium can be found, the browser tests are skipped with the reason, except under
 CI (``CI`` set to anything but ``""``/``0``/``false``, as CI services and ``.ci/run`` do),
