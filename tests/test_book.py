@@ -15,7 +15,8 @@ no ``$`` and no TeX command (``\\frac``, ``\\mathbb``, ``\\begin``...) may be le
 page's text outside code and rendered math: that is TeX that Markdown did not hand to
 MathJax (a display ``$$`` inside a paragraph, a line of inline math starting with ``-``
 that became a list item). Nor may a Markdown table's ``| --- |`` row (a cell's Markdown
-output is CommonMark, which has no tables). The search page finds a term. A full-page screenshot of each page is kept in ``_build/screenshots/``.
+output is CommonMark, which has no tables). The search page finds a term. A full-page
+screenshot of each page is kept in ``_build/screenshots/``.
 
 Where no Chromium can be found, the browser tests are skipped with the reason, except under
 CI (``CI`` set to anything but ``""``/``0``/``false``, as CI services and ``.ci/run`` do),
