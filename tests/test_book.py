@@ -8,13 +8,15 @@ The built HTML is then served on localhost and every page of the table of conten
 opened in Debian's ``chromium`` driven by Playwright's Python API (no browser download). On
 every page: no console errors, no request leaving localhost (the book must work offline),
 MathJax rendered every equation (no raw ``$$``, no MathJax error node), every image loaded
-and has alt text (not its file name),
-every internal link resolves (page and anchor), and every dropdown opens. Once MathJax has
-run and every dropdown is open, no ``$`` and no TeX command (``\\frac``, ``\\mathbb``,
-``\\begin``...) may be left in the page's text outside code and rendered math: that is TeX
-that Markdown did not hand to MathJax (a display ``$$`` inside a paragraph, a line of
-inline math starting with ``-`` that became a list item). The search page finds a term. A
-full-page screenshot of each page is kept in ``_build/screenshots/``.
+and has alt text (not its file name), every internal link resolves (page and anchor),
+every dropdown opens, and no display equation is wider than the text column (MathJax does
+not break lines: it would be cut off). Once MathJax has run and every dropdown is open,
+no ``$`` and no TeX command (``\\frac``, ``\\mathbb``, ``\\begin``...) may be left in the
+page's text outside code and rendered math: that is TeX that Markdown did not hand to
+MathJax (a display ``$$`` inside a paragraph, a line of inline math starting with ``-``
+that became a list item). Nor may a Markdown table's ``| --- |`` row (a cell's Markdown
+output is CommonMark, which has no tables). The search page finds a term. A full-page
+screenshot of each page is kept in ``_build/screenshots/``.
 
 Where no Chromium can be found, the browser tests are skipped with the reason, except under
 CI (``CI`` set to anything but ``""``/``0``/``false``, as CI services and ``.ci/run`` do),
@@ -119,6 +121,9 @@ VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "met
 # A dollar sign, a TeX command (a backslash and letters), or MathJax's own delimiters
 # \( \) \[ \] around math it did not render.
 RAW_TEX = re.compile(r"\$|\\[a-zA-Z]+|\\[()\[\]]")
+# The delimiter row of a Markdown table that was shown as text (CommonMark outputs have no
+# tables): | --- | ---: |, whose dashes typography may have turned into an em or en dash.
+RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2014\u2013]-?):?\s*\|")
 
 
 class _ProseText(html.parser.HTMLParser):
@@ -165,9 +170,18 @@ def prose_text(page_html: str) -> str:
 
 
 def raw_tex(text: str, context: int = 30) -> list[str]:
-    """Each ``$`` or TeX command in ``text``, with ``context`` characters around it."""
-    return [text[max(0, m.start() - context):m.end() + context] for m in RAW_TEX.finditer(text)]
+    """Each ``$``, TeX command or Markdown table row in ``text``, with ``context`` characters
+    around it, in the order they occur."""
+    found = sorted([*RAW_TEX.finditer(text), *RAW_TABLE.finditer(text)], key=lambda m: m.start())
+    return [text[max(0, m.start() - context):m.end() + context] for m in found]
 
+
+# Display equations whose rendered formula is wider than the column: MathJax does not break
+# lines, so the end of the formula (and its number) is cut off.
+WIDE_DISPLAYS = """() => [...document.querySelectorAll('main mjx-container[display="true"]')]
+  .filter(m => { const f = m.querySelector('mjx-math');
+                 return f && f.getBoundingClientRect().width > m.getBoundingClientRect().width + 1; })
+  .map(m => (m.querySelector('mjx-assistive-mml') || m).textContent.slice(0, 50))"""
 
 MATH_STATE = """() => {
   const maths = [...document.querySelectorAll('main .math')];
@@ -220,8 +234,11 @@ def test_page_renders_for_a_reader(browser, site, page_name):
             assert details.evaluate("d => d.open"), f"{page_name}: dropdown {index} did not open"
 
         leftovers = raw_tex(prose_text(page.content()))
-        assert not leftovers, (f"{page_name}: TeX that MathJax never saw, in the text a reader "
-                               f"sees: {leftovers[:8]}")
+        assert not leftovers, (f"{page_name}: TeX or Markdown left unrendered in the text a "
+                               f"reader sees: {leftovers[:8]}")
+        too_wide = page.evaluate(WIDE_DISPLAYS)
+        assert not too_wide, (f"{page_name}: display equations wider than the text column at "
+                              f"1280 px, cut off for a reader (split them with aligned): {too_wide}")
 
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{Path(page_name).name}.png"), full_page=True)
@@ -257,6 +274,8 @@ PLANTED = """<!DOCTYPE html><html><head><title>$title$ \\frac</title>
 <ul><li><p>\\frac{a}{b} left raw</p></li></ul>
 <details><summary>closed</summary><p>hidden \\mathbb{E} too</p></details>
 <p>and an unrendered <span class="math">\\(y\\)</span>.</p>
+<div class="cell_output"><p>| model | nats | | --- | ---: | | PixelCNN | 77.5 |</p>
+<p>| model | nats | | \u2014 | \u2014: | | VAE | 95.3 |</p></div>
 </main></body></html>"""
 
 
@@ -264,7 +283,7 @@ def test_raw_tex_check_finds_planted_tex_and_ignores_code_and_math():
     """The check of the browser test, on a page with TeX planted in its prose."""
     text = prose_text(PLANTED)
     found = raw_tex(text, context=0)
-    assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)"], (found, text)
+    assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)", "| --- |", "| \u2014 |"], (found, text)
     assert "Rendered:" in text and "hidden" in text and "$HOME" not in text and "alpha" not in text
     assert raw_tex(prose_text(PLANTED.split("<p>Planted")[0] + "</main></body></html>")) == []
 
@@ -275,7 +294,7 @@ def test_raw_tex_check_in_the_browser(browser):
     try:
         page.set_content(PLANTED)
         found = raw_tex(prose_text(page.content()), context=0)
-        assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)"], found
+        assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)", "| --- |", "| \u2014 |"], found
     finally:
         page.close()
 
