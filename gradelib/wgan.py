@@ -854,7 +854,7 @@ TOY_CANDIDATES: dict[str, dict[str, list[ToyMethod]]] = {
         "mmd": [_mmd(1150), _mmd(4100, batch_size=256)],
     },
     "grid": {
-        "gan": [_gan(7400), _gan(10000, hidden_dim=64)],
+        "gan": [_gan(7400)],
         "wgan_clip": [_clip(5900)],
         # a two time-scale update rule (Heusel et al., 2017): the generator's step size 10x
         # smaller, so that the critic resolves the grid's 25 narrow modes before the samples
