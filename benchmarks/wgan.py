@@ -23,6 +23,13 @@ with all modes, per method and toy).
 
     uv run python benchmarks/wgan.py [--seeds 3 4 5 6 7] [--every 100]
     uv run python benchmarks/wgan.py --tune [--only grid/wgan_gp]
+
+On two cores, split the runs over two processes, each with one thread and its own output, then
+merge (the merged record recomputes the goals and the table; nothing is trained again):
+
+    uv run python benchmarks/wgan.py --only ring/gan ring/mmd ... --output /tmp/a.json
+    uv run python benchmarks/wgan.py --only grid/gan ... --output /tmp/b.json
+    uv run python benchmarks/wgan.py --merge /tmp/a.json /tmp/b.json
 """
 
 from __future__ import annotations
@@ -135,6 +142,8 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--only", nargs="+", default=None, help="toy/method keys, e.g. grid/mmd")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="records of split runs (--only ... --output) to merge, untrained")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.tune:
@@ -144,7 +153,18 @@ def main() -> None:
     seeds = args.seeds or list(wgan.TOY_HELD_OUT_SEEDS)
     output = args.output or RESULTS
     record = json.loads(output.read_text()) if (args.only and output.exists()) else {}
-    record.update({"benchmark": "wgan", "commit": _commit(), "loadavg": list(os.getloadavg()),
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        if len({json.dumps(p["config"], sort_keys=True) for p in parts}) != 1:
+            raise SystemExit("--merge: the records measured different configurations")
+        if len({p["commit"] for p in parts}) != 1:
+            raise SystemExit("--merge: the records measured different commits")
+        record = {"runs": {k: v for p in parts for k, v in p["runs"].items()}}
+        record["merged_from"] = [{"loadavg": p["loadavg"], "methods": sorted(p["runs"]),
+                                  "measured": p.get("measured")} for p in parts]
+        args.only = [] if args.only is None else args.only
+    record.update({"benchmark": "wgan", "commit": parts[0]["commit"] if args.merge else _commit(),
+                   "loadavg": parts[0]["loadavg"] if args.merge else list(os.getloadavg()),
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     record["config"] = {"samples": SAMPLES, "seeds": seeds, "every": args.every,
                         "budget_seconds": wgan.TOY_BUDGET_SECONDS,
@@ -154,7 +174,7 @@ def main() -> None:
     for toy_name, methods in wgan.TOY_COMPARISON.items():
         toy = TOYS[toy_name]
         for key, method in methods.items():
-            if args.only and f"{toy_name}/{key}" not in args.only:
+            if args.only is not None and f"{toy_name}/{key}" not in args.only:
                 continue
             runs = []
             for i, seed in enumerate(seeds):

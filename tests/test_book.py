@@ -124,6 +124,8 @@ RAW_TEX = re.compile(r"\$|\\[a-zA-Z]+|\\[()\[\]]")
 # The delimiter row of a Markdown table that was shown as text (CommonMark outputs have no
 # tables): | --- | ---: |, whose dashes typography may have turned into an em or en dash.
 RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2014\u2013]-?):?\s*\|")
+# A draft marker left in a page: SECTION_PLACEHOLDER, TODO, FIXME, TBD.
+DRAFT_MARKER = re.compile(r"\b[A-Z][A-Z0-9_]*PLACEHOLDER\b|\b(?:TODO|FIXME|TBD)\b")
 
 
 class _ProseText(html.parser.HTMLParser):
@@ -170,9 +172,10 @@ def prose_text(page_html: str) -> str:
 
 
 def raw_tex(text: str, context: int = 30) -> list[str]:
-    """Each ``$``, TeX command or Markdown table row in ``text``, with ``context`` characters
-    around it, in the order they occur."""
-    found = sorted([*RAW_TEX.finditer(text), *RAW_TABLE.finditer(text)], key=lambda m: m.start())
+    """Each ``$``, TeX command, Markdown table row or draft marker in ``text``, with
+    ``context`` characters around it, in the order they occur."""
+    found = sorted([*RAW_TEX.finditer(text), *RAW_TABLE.finditer(text),
+                    *DRAFT_MARKER.finditer(text)], key=lambda m: m.start())
     return [text[max(0, m.start() - context):m.end() + context] for m in found]
 
 
@@ -276,6 +279,7 @@ PLANTED = """<!DOCTYPE html><html><head><title>$title$ \\frac</title>
 <p>and an unrendered <span class="math">\\(y\\)</span>.</p>
 <div class="cell_output"><p>| model | nats | | --- | ---: | | PixelCNN | 77.5 |</p>
 <p>| model | nats | | \u2014 | \u2014: | | VAE | 95.3 |</p></div>
+<p>CLAIMS_PLACEHOLDER</p><p>TODO: write this. A TODOS list and MY_PLACEHOLDERS stay.</p>
 </main></body></html>"""
 
 
@@ -283,7 +287,8 @@ def test_raw_tex_check_finds_planted_tex_and_ignores_code_and_math():
     """The check of the browser test, on a page with TeX planted in its prose."""
     text = prose_text(PLANTED)
     found = raw_tex(text, context=0)
-    assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)", "| --- |", "| \u2014 |"], (found, text)
+    assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)", "| --- |", "| \u2014 |",
+                     "CLAIMS_PLACEHOLDER", "TODO"], (found, text)
     assert "Rendered:" in text and "hidden" in text and "$HOME" not in text and "alpha" not in text
     assert raw_tex(prose_text(PLANTED.split("<p>Planted")[0] + "</main></body></html>")) == []
 
@@ -294,7 +299,8 @@ def test_raw_tex_check_in_the_browser(browser):
     try:
         page.set_content(PLANTED)
         found = raw_tex(prose_text(page.content()), context=0)
-        assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)", "| --- |", "| \u2014 |"], found
+        assert found == ["$", "$", "\\frac", "\\mathbb", "\\(", "\\)", "| --- |", "| \u2014 |",
+                         "CLAIMS_PLACEHOLDER", "TODO"], found
     finally:
         page.close()
 
