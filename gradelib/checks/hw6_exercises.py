@@ -489,8 +489,9 @@ def check_q5(q5_answer: object, q5_kl_on_grid: Callable) -> None:
 
 
 def _tied_loss(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The scalar linear autoencoder with tied weights w1 = w2 = w: mean (x - w^2 x)^2."""
-    return ((x - w * w * x) ** 2).mean()
+    """The scalar linear autoencoder with tied weights w1 = w2 = w: mean (x - w^2 x)^2,
+    written as s (1 - w^2)^2 with s = mean(x^2)."""
+    return (x**2).mean() * (1 - w**2) ** 2
 
 
 def check_q6(q6_answer: object, q6_tied_grad: Callable) -> None:
