@@ -44,12 +44,16 @@ def _log_normal(x: torch.Tensor, mean: float, var: float) -> torch.Tensor:
     return -0.5 * (x - mean) ** 2 / var - 0.5 * math.log(2 * math.pi * var)
 
 
-def _dependency_by_propagation(height, width, row, col, num_b_layers):
-    """Independent of the check's autograd method: walk the masks' footprints backwards."""
+def _dependency_by_propagation(height, width, row, col, num_b_layers, kernel_size=3, first="A"):
+    """Independent of the check's autograd method: walk the masks' footprints backwards
+    (``first="B"``: the first layer's mask wrongly keeps its centre tap)."""
     reached = {(row, col)}
-    footprint_b = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0)]
+    c = kernel_size // 2
+    footprint_b = [(di, dj) for di in range(-c, 0) for dj in range(-c, c + 1)]
+    footprint_b += [(0, dj) for dj in range(-c, 0)] + [(0, 0)]  # the centre tap last
     for layer in range(num_b_layers + 1):
-        offsets = footprint_b if layer < num_b_layers else footprint_b[:-1]  # last: mask A
+        last = layer == num_b_layers  # the first layer of the stack, mask A
+        offsets = footprint_b[:-1] if last and first == "A" else footprint_b
         reached = {(i + di, j + dj) for i, j in reached for di, dj in offsets
                    if 0 <= i + di < height and 0 <= j + dj < width}
     out = torch.zeros(height, width, dtype=torch.bool)
@@ -68,11 +72,13 @@ def numeric_answers() -> dict[str, float]:
     answers["q5"] = float(torch.trapezoid(log_p.exp() * (log_p - _log_normal(grid, 0, 10)), grid))
     images, labels = load_mnist("train")
     ink = images.double().mean(dim=(1, 2, 3))
-    answers["q7"] = 2 * float((ink**2).mean())
+    # the tied loss L(w) = mean (x - w^2 x)^2 at its maximum w = 0, by autograd
+    answers["q7"] = float(torch.autograd.functional.hessian(
+        lambda w: ((ink - w * w * ink) ** 2).mean(), torch.tensor(0.0, dtype=torch.float64)))
     flat = images.reshape(len(images), -1).double()
     singular = torch.linalg.svdvals(flat - flat.mean(dim=0))
     answers["q8"] = float((singular[16:] ** 2).sum() / len(flat))
-    answers["q10"] = int(_dependency_by_propagation(16, 16, 8, 8, 3).sum())
+    answers["q10"] = int(_dependency_by_propagation(16, 16, 8, 8, 2, kernel_size=5).sum())
     train, _ = load_mnist("train", binarized=True)
     test, _ = load_mnist("test", binarized=True)
     p = (train.double().sum(dim=0) + 1) / (len(train) + 2)
@@ -261,7 +267,11 @@ def test_numeric_keys_reject_typical_wrong_answers(numeric_answers):
     images, labels = load_mnist("train")
     ink = images.double().mean(dim=(1, 2, 3))
     wrong = {
-        "q7": [float((ink**2).mean()), 2 * float(ink.mean() ** 2)],  # s, not 2s; (mean x)^2
+        # the untied saddle's eigenvalues +-2s; the sign; (mean x)^2 for mean(x^2)
+        "q7": [2 * float((ink**2).mean()), -2 * float((ink**2).mean()),
+               4 * float((ink**2).mean()), -4 * float(ink.mean() ** 2)],
+        "q10": [int(_dependency_by_propagation(16, 16, 8, 8, 2).sum()),  # 3x3 footprint
+                int(_dependency_by_propagation(16, 16, 8, 8, 3, kernel_size=5).sum())],
         "q8": [numeric_answers["q8"] * 4000 / 3999],  # 1/(N-1) covariance
         "q11": [numeric_answers["q11"] * math.log(2)],  # nats per dim, not bits
         "q13": [-numeric_answers["q13"]],
@@ -293,13 +303,13 @@ def q5_kl_on_grid(log_p, log_q, grid):
     return torch.trapezoid(log_p.exp() * (log_p - log_q), grid)
 
 
-def q6_loss(w1, w2, x):
-    return ((x - w2 * w1 * x) ** 2).mean()
+def q6_tied_grad(w, x):
+    return -4 * (x**2).mean() * w * (1 - w * w)
 
 
-def q7_hessian_at_origin(x):
+def q7_tied_second_derivative(w, x):
     s = (x**2).mean()
-    return torch.stack([torch.stack([0 * s, -2 * s]), torch.stack([-2 * s, 0 * s])])
+    return 12 * s * w * w - 4 * s
 
 
 def q8_linear_ae_error(x, k):
@@ -311,8 +321,8 @@ def q9_equivalent_weights(w_enc, w_dec, a):
     return a @ w_enc, torch.linalg.solve(a.T, w_dec.T).T
 
 
-def q10_dependency_map(height, width, row, col, num_b_layers):
-    return _dependency_by_propagation(height, width, row, col, num_b_layers)
+def q10_dependency_map(height, width, row, col, num_b_layers, kernel_size):
+    return _dependency_by_propagation(height, width, row, col, num_b_layers, kernel_size)
 
 
 def q11_independent_bernoulli_nll(train, test):
@@ -352,7 +362,7 @@ def q18_lipschitz_constant(w):
 
 REFERENCE = {
     "q1": q1_tanh_backward, "q2": q2_predict, "q3": q3_head, "q5": q5_kl_on_grid,
-    "q6": q6_loss, "q7": q7_hessian_at_origin, "q8": q8_linear_ae_error,
+    "q6": q6_tied_grad, "q7": q7_tied_second_derivative, "q8": q8_linear_ae_error,
     "q9": q9_equivalent_weights, "q10": q10_dependency_map,
     "q11": q11_independent_bernoulli_nll, "q12": q12_gaussian_kl, "q13": q13_elbo,
     "q14": q14_log_mean_exp, "q15": q15_optimal_discriminator, "q16": q16_logit_gradients,
@@ -410,9 +420,20 @@ def _tanh_backward_by_autograd(x, upstream):
     return torch.autograd.grad(torch.tanh(leaf), leaf, grad_outputs=upstream)[0]
 
 
-def _hessian_by_autograd(x):
-    return torch.autograd.functional.hessian(
-        lambda w: ((x - w[1] * w[0] * x) ** 2).mean(), torch.zeros(2, dtype=x.dtype))
+def _tied_grad_by_autograd(w, x):
+    leaf = w.clone().requires_grad_(True)
+    return torch.autograd.grad(((x - leaf * leaf * x) ** 2).mean(), leaf)[0]
+
+
+def _tied_second_derivative_by_autograd(w, x):
+    return torch.autograd.functional.hessian(lambda v: ((x - v * v * x) ** 2).mean(), w)
+
+
+def _receptive_field_map(height, width, row, col, num_b_layers, kernel_size):
+    """The course's own helper (kit and book): autograd through a stack of masks."""
+    from gradelib.pixelcnn import receptive_field
+
+    return receptive_field([kernel_size] * (num_b_layers + 1), height, width, row, col) > 0
 
 
 def _logit_gradients_by_autograd(logits):
@@ -439,14 +460,19 @@ WRONG_DEMOS = [
      "That is KL\\(q \\|\\| p\\)"),
     ("q5", lambda lp, lq, g: -torch.trapezoid(lp.exp() * lq, g), "cross-entropy"),
     ("q5", lambda lp, lq, g: (lp.exp() * (lp - lq)).sum(), "grid spacing dx"),
-    ("q6", lambda a, b, x: ((x - b * a * x) ** 2).sum(), "mean over samples"),
-    ("q6", lambda a, b, x: (x - b * a * x).mean(), "Square each residual"),
-    ("q6", lambda a, b, x: ((x - a - b) ** 2).mean(), "not x - w1 - w2"),
-    ("q7", lambda x: -q7_hessian_at_origin(x), "Check the sign"),
-    ("q7", lambda x: q7_hessian_at_origin(x) / 2, "factor 2 is missing"),
-    ("q7", _hessian_by_autograd, "automatic differentiation.*\nHint: Differentiate L"),
-    ("q7", lambda x: q7_hessian_at_origin(x) * x.mean() ** 2 / (x**2).mean(),
-     "mean of the squares"),
+    ("q6", lambda w, x: q6_tied_grad(w, x) / 2, "the factor is 4, not 2"),
+    ("q6", lambda w, x: -q6_tied_grad(w, x), "Check the sign"),
+    ("q6", lambda w, x: q6_tied_grad(w, x) * len(x), "mean over samples, not a sum"),
+    ("q6", lambda w, x: -4 * x.mean() ** 2 * w * (1 - w * w), "mean of the squares"),
+    ("q6", _tied_grad_by_autograd, "automatic differentiation.*\nHint: Write L\\(w\\)"),
+    ("q6", lambda w, x: (-2 * (x**2).mean() * w * (1 - w * w),) * 2, "has type builtins.tuple"),
+    ("q7", lambda w, x: 4 * (x**2).mean() * w * w - 2 * (x**2).mean(), "untied model's mixed"),
+    ("q7", lambda w, x: q7_tied_second_derivative(w, x) / 2, "factor 2 is missing"),
+    ("q7", lambda w, x: -4 * (x**2).mean() * (1 - w * w), "product rule"),
+    ("q7", lambda w, x: -q7_tied_second_derivative(w, x), "Check the sign"),
+    ("q7", lambda w, x: 4 * x.mean() ** 2 * (3 * w * w - 1), "mean of the squares"),
+    ("q7", _tied_second_derivative_by_autograd,
+     "automatic differentiation.*\nHint: Differentiate L\\(w\\)"),
     ("q8", lambda x, k: (torch.linalg.svdvals(x)[k:] ** 2).sum() / len(x), "Centre the data"),
     ("q8", lambda x, k: (torch.linalg.svdvals(x - x.mean(0))[k:] ** 2).sum() / (len(x) - 1),
      "not 1/\\(N-1\\)"),
@@ -457,11 +483,13 @@ WRONG_DEMOS = [
     ("q9", lambda e, d, a: (a @ e, d @ torch.linalg.inv(a).T), "not its transposed inverse"),
     ("q9", lambda e, d, a: (a.T @ e, d @ torch.linalg.inv(a.T)), "not its transpose"),
     ("q9", lambda e, d, a: a @ e, "expected a tuple"),
-    ("q10", lambda h, w, r, c, n: hw6._causal_cone(h, w, r, c, n + 1, self_too=False),
-     "blind spot"),
-    ("q10", lambda h, w, r, c, n: hw6._dependency_by_autograd(h, w, r, c, n, first="B"),
+    ("q10", lambda h, w, r, c, n, k: hw6._causal_cone(h, w, r, c, (n + 1) * (k // 2),
+                                                      self_too=False), "blind spot"),
+    ("q10", lambda h, w, r, c, n, k: _dependency_by_propagation(h, w, r, c, n, k, first="B"),
      "never sees input pixel"),
-    ("q10", lambda h, w, r, c, n: q10_dependency_map(h, w, r, c, n).T, "Propagate the set"),
+    ("q10", lambda h, w, r, c, n, k: _dependency_by_propagation(h, w, r, c, n), "3x3 footprint"),
+    ("q10", lambda h, w, r, c, n, k: q10_dependency_map(h, w, r, c, n, k).T, "Propagate the set"),
+    ("q10", _receptive_field_map, "automatic differentiation.*\nHint: Propagate the set"),
     ("q11", lambda tr, te: -(te * tr.mean(0).clamp(1e-12).log()
                              + (1 - te) * (1 - tr.mean(0)).clamp(1e-12).log()).sum(dim=(1, 2, 3)),
      "add-one smoothing"),
@@ -510,6 +538,23 @@ def test_every_demonstration_check_has_at_least_three_wrong_answers():
 
 def test_q10_reference_maps_agree_with_autograd():
     """The propagation in this file and the check's Jacobian are two independent methods."""
-    for config in ((16, 16, 8, 8, 3), (9, 7, 4, 0, 2), (5, 5, 0, 3, 1)):
+    for config in ((16, 16, 8, 8, 3, 3), (9, 7, 4, 0, 2, 3), (5, 5, 0, 3, 1, 3),
+                   (16, 16, 8, 8, 2, 5), (11, 9, 6, 7, 1, 7)) + hw6.Q10_CASES:
         torch.testing.assert_close(_dependency_by_propagation(*config).double(),
                                    hw6._dependency_by_autograd(*config))
+
+
+def test_q10_cases_catch_each_known_mistake():
+    """Each mistake of check_q10 differs from the right map in at least one case (else its
+    message could never be shown), and the right map has a blind spot in some case."""
+    differs = {"blind spot": False, "first B": False, "3x3": False}
+    for height, width, row, col, num_b, kernel in hw6.Q10_CASES:
+        want = hw6._dependency_by_autograd(height, width, row, col, num_b, kernel)
+        reach = (num_b + 1) * (kernel // 2)
+        cone = hw6._causal_cone(height, width, row, col, reach, self_too=False)
+        first_b = hw6._dependency_by_autograd(height, width, row, col, num_b, kernel, first="B")
+        small = hw6._dependency_by_autograd(height, width, row, col, num_b, 3)
+        differs["blind spot"] |= not torch.equal(cone, want)
+        differs["first B"] |= not torch.equal(first_b, want)
+        differs["3x3"] |= kernel != 3 and not torch.equal(small, want)
+    assert all(differs.values()), differs

@@ -188,14 +188,14 @@ ANSWER_KEYS: dict[str, AnswerKey] = {
         AnswerKey(
             "q6", "choice", "b",
             options=CHOICE_LETTERS,
-            hint="Write the loss as s (1 - w1 w2)^2 with s = mean(x^2) > 0.",
+            hint="With w1 = w2 = w the loss is s (1 - w^2)^2 with s = mean(x^2) > 0.",
         ),
         AnswerKey(
-            "q7", "number", 0.03802863907968297,
+            "q7", "number", -0.07605727815936594,
             rtol=1e-4,
             hint=(
-                "Find the critical point that is not on the zero-loss set and evaluate "
-                "the Hessian there with s = mean(x^2) of the stated data."
+                "Find the critical point of the tied loss that is not a minimum and "
+                "evaluate L''(w) there with s = mean(x^2) of the stated data."
             ),
         ),
         AnswerKey(
@@ -215,7 +215,7 @@ ANSWER_KEYS: dict[str, AnswerKey] = {
             ),
         ),
         AnswerKey(
-            "q10", "integer", 34,
+            "q10", "integer", 78,
             hint=(
                 "Count the nonzero entries of your dependency map for the stated "
                 "configuration."
@@ -488,62 +488,96 @@ def check_q5(q5_answer: object, q5_kl_on_grid: Callable) -> None:
     check_answer("q5", q5_answer)
 
 
-def check_q6(q6_answer: object, q6_loss: Callable) -> None:
-    """``q6_loss(w1, w2, x)``: ``mean_i (x_i - w2 w1 x_i)^2`` as a 0-d tensor; then ``q6_answer``.
+def _tied_loss(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The scalar linear autoencoder with tied weights w1 = w2 = w: mean (x - w^2 x)^2,
+    written as s (1 - w^2)^2 with s = mean(x^2)."""
+    return (x**2).mean() * (1 - w**2) ** 2
 
-    Cases: three points ``(w1, w2)`` (one on ``w1 w2 = 1``) with ``x`` of shape ``(30,)``
-    float64. Tolerance: ``rtol=1e-6, atol=1e-9``.
+
+def check_q6(q6_answer: object, q6_tied_grad: Callable) -> None:
+    """``q6_tied_grad(w, x)``: ``dL/dw`` of the tied loss ``L(w) = mean_i (x_i - w^2 x_i)^2``,
+    derived by hand (``-4 s w (1 - w^2)``, ``s = mean(x^2)``), a 0-d tensor; then
+    ``q6_answer``.
+
+    Cases: four weights ``w`` (0-d, one on the zero-loss set) with ``x`` of shape ``(30,)``
+    float64, and one with ``x`` of shape ``(8,)`` float32; calling torch's autograd fails
+    the check. The check's closed form is compared with autograd of its own loss first.
+    Tolerance: ``rtol=1e-6, atol=1e-9`` (``rtol=1e-5, atol=1e-6`` for float32).
     """
-    name = "q6_loss"
+    name = "q6_tied_grad"
     g = _g(6)
-    x = 1.3 * torch.randn(30, generator=g, dtype=torch.float64) + 0.4
-    for w1, w2 in ((0.7, -1.2), (2.5, 0.4), (-0.3, 0.9)):
-        a, b = torch.tensor(w1, dtype=torch.float64), torch.tensor(w2, dtype=torch.float64)
-        got = call_student(name, q6_loss, a.clone(), b.clone(), x.clone())
-        residual = x - b * a * x
+    cases = [(w, 1.3 * torch.randn(30, generator=g, dtype=torch.float64) + 0.4)
+             for w in (0.7, -1.4, 2.0, 1.0)]
+    cases.append((0.45, torch.randn(8, generator=g, dtype=torch.float32)))
+    for w_value, x in cases:
+        w = torch.tensor(w_value, dtype=x.dtype)
+        got = _call_by_hand(name, q6_tied_grad, w.clone(), x.clone(),
+                            hint="Write L(w) = s (1 - w^2)^2 with s = mean(x^2), then "
+                                 "differentiate with the chain rule.")
+        xd, wd = x.double(), w.double()
+        s = (xd**2).mean()
+        want = -4 * s * wd * (1 - wd**2)
+        leaf = wd.clone().requires_grad_(True)
+        (by_autograd,) = torch.autograd.grad(_tied_loss(leaf, xd), leaf)
+        torch.testing.assert_close(want, by_autograd)  # the check's own formula, cross-checked
+        single = x.dtype == torch.float32
         assert_close(
-            got, (residual**2).mean(), function=name,
-            call=f"{name}(w1={w1}, w2={w2}, x of shape (30,))", rtol=1e-6, atol=1e-9,
-            hint="L = mean over i of (x_i - w2 * w1 * x_i)^2, a 0-d tensor.",
+            got, want, function=name,
+            call=f"{name}(w={w_value}, x of shape ({len(x)},), {x.dtype})",
+            rtol=1e-5 if single else 1e-6, atol=1e-6 if single else 1e-9,
+            hint="L(w) = s (1 - w^2)^2 with s = mean(x^2): dL/dw = -4 s w (1 - w^2), a 0-d "
+                 "tensor.",
             known_mistakes={
-                "The loss is a mean over samples, not a sum.": (residual**2).sum(),
-                "Square each residual before averaging.": residual.mean(),
-                "The reconstruction is w2 * w1 * x (a product), not x - w1 - w2.":
-                    ((x - a - b) ** 2).mean(),
+                "The tied weight is both the encoder and the decoder: d(w^2)/dw = 2w, so the "
+                "factor is 4, not 2 (that is dL/dw1 of the untied model at w1 = w2 = w).":
+                    -2 * s * wd * (1 - wd**2),
+                "Check the sign: the loss decreases as w grows from 0 towards 1.": -want,
+                "The loss is a mean over samples, not a sum.": want * len(x),
+                "s is the mean of the squares, mean(x^2), not the square of the mean.":
+                    -4 * xd.mean() ** 2 * wd * (1 - wd**2),
             },
         )
     check_answer("q6", q6_answer)
 
 
-def check_q7(q7_answer: object, q7_hessian_at_origin: Callable) -> None:
-    """``q7_hessian_at_origin(x)``: ``[[0, -2s], [-2s, 0]]``, ``s = mean(x^2)``, shape ``(2, 2)``.
+def check_q7(q7_answer: object, q7_tied_second_derivative: Callable) -> None:
+    """``q7_tied_second_derivative(w, x)``: ``d^2L/dw^2`` of the tied loss
+    ``L(w) = mean_i (x_i - w^2 x_i)^2``, derived by hand (``4 s (3 w^2 - 1)``,
+    ``s = mean(x^2)``), a 0-d tensor; then ``q7_answer``.
 
-    Cases: ``x`` of shape ``(25,)`` float64 and ``(9,)`` float32; calling torch's autograd
-    fails the check (the Hessian is to be derived by hand). Tolerance: ``rtol=1e-6``
-    (``1e-5`` for float32), ``atol=1e-9``. Then ``q7_answer``.
+    Cases: ``w`` in ``(0.6, -1.3, 0)`` with ``x`` of shape ``(25,)`` float64, and
+    ``w = 0.8`` with ``x`` of shape ``(9,)`` float32; calling torch's autograd fails the
+    check. The check's closed form is compared with autograd of its own loss first.
+    Tolerance: ``rtol=1e-6`` (``1e-5`` for float32), ``atol=1e-9``.
     """
-    name = "q7_hessian_at_origin"
+    name = "q7_tied_second_derivative"
     g = _g(7)
-    for n, dtype in ((25, torch.float64), (9, torch.float32)):
-        x = (torch.randn(n, generator=g, dtype=dtype) + 0.5)
-        got = _call_by_hand(name, q7_hessian_at_origin, x.clone(),
-                            hint="Differentiate L = s (1 - w1 w2)^2 twice by hand.")
-        xd = x.double()
+    x64 = torch.randn(25, generator=g, dtype=torch.float64) + 0.5
+    x32 = torch.randn(9, generator=g, dtype=torch.float32) + 0.5
+    for w_value, x in ((0.6, x64), (-1.3, x64), (0.0, x64), (0.8, x32)):
+        w = torch.tensor(w_value, dtype=x.dtype)
+        got = _call_by_hand(name, q7_tied_second_derivative, w.clone(), x.clone(),
+                            hint="Differentiate L(w) = s (1 - w^2)^2 twice by hand.")
+        xd, wd = x.double(), w.double()
         s = (xd**2).mean()
-        def matrix(off: torch.Tensor) -> torch.Tensor:
-            zero = torch.zeros((), dtype=torch.float64)
-            return torch.stack([torch.stack([zero, off]), torch.stack([off, zero])])
+        want = 4 * s * (3 * wd**2 - 1)
+        by_autograd = torch.autograd.functional.hessian(lambda v: _tied_loss(v, xd), wd)
+        torch.testing.assert_close(want, by_autograd)  # the check's own formula, cross-checked
         assert_close(
-            got, matrix(-2 * s), function=name, call=f"{name}(x of shape ({n},), {dtype})",
-            rtol=1e-5 if dtype == torch.float32 else 1e-6, atol=1e-9,
-            hint="At the origin d2L/dw1^2 = d2L/dw2^2 = 0 and d2L/dw1dw2 = -2s, s = mean(x^2).",
+            got, want, function=name, call=f"{name}(w={w_value}, x of shape ({len(x)},), {x.dtype})",
+            rtol=1e-5 if x.dtype == torch.float32 else 1e-6, atol=1e-9,
+            hint="L'(w) = -4 s w (1 - w^2); differentiate once more with the product rule: "
+                 "L''(w) = 4 s (3 w^2 - 1), s = mean(x^2).",
             known_mistakes={
-                "Check the sign of the mixed derivative: d/dw2 of -2 s w2 (1 - w1 w2) at the "
-                "origin is -2s.": matrix(2 * s),
-                "A factor 2 is missing: L = s (1 - w1 w2)^2 gives d2L/dw1dw2 = -2s at 0.":
-                    matrix(-s),
+                "That is the untied model's mixed derivative d2L/dw1dw2 at w1 = w2 = w; tying "
+                "moves both weights, so L'' = H11 + 2 H12 + H22.": 4 * s * wd**2 - 2 * s,
+                "A factor 2 is missing: L = s (1 - w^2)^2 gives L''(w) = 4 s (3 w^2 - 1).":
+                    want / 2,
+                "Use the product rule on -4 s w (1 - w^2): both factors depend on w.":
+                    -4 * s * (1 - wd**2),
+                "Check the sign: L''(w) = 4 s (3 w^2 - 1).": -want,
                 "s is the mean of the squares, mean(x^2), not the square of the mean.":
-                    matrix(-2 * xd.mean() ** 2),
+                    4 * xd.mean() ** 2 * (3 * wd**2 - 1),
             },
         )
     check_answer("q7", q7_answer)
@@ -632,15 +666,15 @@ def _mask(kernel: int, mask_type: str) -> torch.Tensor:
 
 
 def _dependency_by_autograd(
-    height: int, width: int, row: int, col: int, num_b: int, first: str = "A"
+    height: int, width: int, row: int, col: int, num_b: int, kernel: int = 3, first: str = "A"
 ) -> torch.Tensor:
-    """Input pixels with a nonzero Jacobian entry for output (row, col): a stack of one 3x3
-    mask-``first`` and ``num_b`` type-B masked convolutions with all-one weights (positive,
-    so no cancellation hides a dependency)."""
+    """Input pixels with a nonzero Jacobian entry for output (row, col): a stack of one
+    ``kernel x kernel`` mask-``first`` and ``num_b`` type-B masked convolutions with all-one
+    weights (positive, so no cancellation hides a dependency) and padding ``kernel // 2``."""
     image = torch.zeros(1, 1, height, width, dtype=torch.float64, requires_grad=True)
-    hidden = F.conv2d(image, _mask(3, first)[None, None], padding=1)
+    hidden = F.conv2d(image, _mask(kernel, first)[None, None], padding=kernel // 2)
     for _ in range(num_b):
-        hidden = F.conv2d(hidden, _mask(3, "B")[None, None], padding=1)
+        hidden = F.conv2d(hidden, _mask(kernel, "B")[None, None], padding=kernel // 2)
     (jacobian_row,) = torch.autograd.grad(hidden[0, 0, row, col], image)
     return (jacobian_row[0, 0] != 0).double()  # (H, W)
 
@@ -654,37 +688,63 @@ def _causal_cone(height: int, width: int, row: int, col: int, radius: int, self_
     return (above | left | itself).double()
 
 
+#: ``(height, width, row, col, num_b_layers, kernel_size)`` of the cases of :func:`check_q10`.
+Q10_CASES = (
+    (16, 16, 8, 8, 0, 3),
+    (16, 16, 8, 8, 2, 5),
+    (12, 10, 3, 8, 3, 3),
+    (8, 8, 0, 0, 1, 5),
+    (15, 13, 11, 4, 1, 7),
+    (14, 12, 9, 10, 2, 5),
+)
+
+
 def check_q10(q10_answer: object, q10_dependency_map: Callable) -> None:
-    """``q10_dependency_map(height, width, row, col, num_b_layers)``: 0/1 (or bool) map of
-    shape ``(height, width)`` marking the input pixels that output pixel ``(row, col)`` of a
-    stack of one 3x3 type-A and ``num_b_layers`` 3x3 type-B masked convolutions depends on.
+    """``q10_dependency_map(height, width, row, col, num_b_layers, kernel_size)``: 0/1 (or
+    bool) map of shape ``(height, width)`` marking the input pixels that output pixel
+    ``(row, col)`` of a stack of one type-A and ``num_b_layers`` type-B masked
+    convolutions, all ``kernel_size x kernel_size`` (odd) with padding ``kernel_size // 2``,
+    depends on.
 
     The check computes the map from the Jacobian of such a stack with all-one weights
-    (autograd) for four configurations, including a corner pixel (which depends on nothing)
-    and pixels near the border; compared exactly. Then ``q10_answer``.
+    (autograd) for the configurations of :data:`Q10_CASES` (kernel sizes 3, 5 and 7, a
+    corner pixel, which depends on nothing, and pixels near the borders); compared exactly.
+    The question asks for the map from the masks' footprints: calling torch's autograd
+    (which the course's ``receptive_field`` and the book's Jacobian method use) fails the
+    check. Then ``q10_answer``.
     """
     name = "q10_dependency_map"
-    for config in ((16, 16, 8, 8, 0), (16, 16, 8, 8, 2), (12, 10, 3, 8, 3), (8, 8, 0, 0, 1)):
-        height, width, row, col, num_b = config
-        got = call_student(name, q10_dependency_map, *config)
-        want = _dependency_by_autograd(*config)
+    for config in Q10_CASES:
+        height, width, row, col, num_b, kernel = config
+        got = _call_by_hand(name, q10_dependency_map, *config,
+                            hint="Propagate the set of dependencies layer by layer through "
+                                 "the masks' footprints, without autograd.")
+        want = _dependency_by_autograd(height, width, row, col, num_b, kernel)
         got_t = to_float64(got, function=name)
         if got_t.shape == want.shape:
             got_t = (got_t != 0).double()  # bool maps and 0/1 maps alike
+        reach = (num_b + 1) * (kernel // 2)
+        known_mistakes = {
+            "Stacked masked convolutions have a blind spot: pixels above and to the right of "
+            "the diagonal are never reached.":
+                _causal_cone(height, width, row, col, reach, self_too=False),
+            "The first layer uses mask A, so output pixel (row, col) never sees input "
+            "pixel (row, col).": _dependency_by_autograd(height, width, row, col, num_b,
+                                                         kernel, first="B"),
+        }
+        if kernel != 3:
+            known_mistakes["A kernel_size x kernel_size mask reaches kernel_size // 2 pixels "
+                           "in each direction: you used the 3x3 footprint."] = (
+                _dependency_by_autograd(height, width, row, col, num_b, 3))
         assert_close(
             got_t, want, function=name,
             call=f"{name}(height={height}, width={width}, row={row}, col={col}, "
-                 f"num_b_layers={num_b})", rtol=0.0, atol=0.0,
+                 f"num_b_layers={num_b}, kernel_size={kernel})", rtol=0.0, atol=0.0,
             hint="Propagate the set of dependencies layer by layer through the masks' "
-                 "footprints (type A without the centre, then type B with it), clipped to "
-                 "the image.",
-            known_mistakes={
-                "Stacked 3x3 masked convolutions have a blind spot: pixels above and to the "
-                "right of the diagonal are never reached.":
-                    _causal_cone(height, width, row, col, num_b + 1, self_too=False),
-                "The first layer uses mask A, so output pixel (row, col) never sees input "
-                "pixel (row, col).": _dependency_by_autograd(*config, first="B"),
-            },
+                 "footprints (type A without the centre, then type B with it; every row "
+                 "above the centre within kernel_size // 2, and the pixels to its left), "
+                 "clipped to the image.",
+            known_mistakes=known_mistakes,
         )
     check_answer("q10", q10_answer)
 
