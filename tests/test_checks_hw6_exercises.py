@@ -102,7 +102,7 @@ def numeric_answers() -> dict[str, float]:
     answers["q15"] = -math.log(4) + 2 * js
     from scipy.stats import wasserstein_distance
 
-    answers["q17"] = wasserstein_distance(ink[labels == 4].numpy(), ink[labels == 9].numpy())
+    answers["q17"] = wasserstein_distance(ink[labels == 4].numpy(), ink.numpy())
     return answers
 
 
@@ -264,6 +264,8 @@ def test_numeric_keys_accept_the_independent_answer(numeric_answers, question):
 
 def test_numeric_keys_reject_typical_wrong_answers(numeric_answers):
     """Realistic mistakes give other numbers, and those are refused."""
+    from scipy.stats import wasserstein_distance
+
     images, labels = load_mnist("train")
     ink = images.double().mean(dim=(1, 2, 3))
     wrong = {
@@ -276,7 +278,8 @@ def test_numeric_keys_reject_typical_wrong_answers(numeric_answers):
         "q11": [numeric_answers["q11"] * math.log(2)],  # nats per dim, not bits
         "q13": [-numeric_answers["q13"]],
         "q15": [-math.log(4)],  # the value at p_g = p_data
-        "q17": [abs(float(ink[labels == 4].mean() - ink[labels == 9].mean()))],
+        "q17": [abs(float(ink[labels == 4].mean() - ink.mean())),  # the means' gap
+                wasserstein_distance(ink[labels == 4].numpy(), ink[labels == 9].numpy())],
     }
     for question, values in wrong.items():
         for value in values:
@@ -353,7 +356,10 @@ def q16_logit_gradients(logits):
 
 
 def q17_wasserstein_1d(x, y):
-    return (torch.sort(x).values - torch.sort(y).values).abs().mean()
+    points = torch.cat([x, y]).sort().values
+    cdf_x = torch.searchsorted(x.sort().values, points[:-1], right=True).to(x.dtype) / len(x)
+    cdf_y = torch.searchsorted(y.sort().values, points[:-1], right=True).to(x.dtype) / len(y)
+    return ((cdf_x - cdf_y).abs() * points.diff()).sum()
 
 
 def q18_lipschitz_constant(w):
@@ -436,6 +442,33 @@ def _receptive_field_map(height, width, row, col, num_b_layers, kernel_size):
     return receptive_field([kernel_size] * (num_b_layers + 1), height, width, row, col) > 0
 
 
+def _w1_sorted_pairs(x, y):
+    """The book's equal-size W1, the larger sample cut to the smaller's size."""
+    k = min(len(x), len(y))
+    return (x.sort().values[:k] - y.sort().values[:k]).abs().mean()
+
+
+def _cdf_differences(x, y):
+    points = torch.cat([x, y]).sort().values
+    return points, (torch.searchsorted(x.sort().values, points[:-1], right=True) / len(x)
+                    - torch.searchsorted(y.sort().values, points[:-1], right=True) / len(y))
+
+
+def _w1_unweighted_gaps(x, y):
+    return _cdf_differences(x, y)[1].abs().mean().to(x.dtype)
+
+
+def _w1_squared_gaps(x, y):
+    points, gaps = _cdf_differences(x, y)
+    return (gaps.to(x.dtype) ** 2 * points.diff()).sum()
+
+
+def _w1_by_scipy(x, y):
+    from scipy.stats import wasserstein_distance
+
+    return torch.tensor(wasserstein_distance(x.detach().numpy(), y.detach().numpy()), dtype=x.dtype)
+
+
 def _logit_gradients_by_autograd(logits):
     leaf = logits.clone().requires_grad_(True)
     minimax = torch.autograd.grad(F.logsigmoid(-leaf).sum(), leaf)[0]
@@ -515,9 +548,12 @@ WRONG_DEMOS = [
     ("q16", lambda l: (_sig(l) - 1, -_sig(l)), "parts are swapped"),
     ("q16", lambda l: (_sig(l), 1 - _sig(l)), "Check the sign"),
     ("q16", _logit_gradients_by_autograd, "automatic differentiation"),
-    ("q17", lambda x, y: (x - y).abs().mean(), "Sort both samples"),
+    ("q17", lambda x, y: (x[: len(y)] - y[: len(x)]).abs().mean(), "Sort both samples"),
     ("q17", lambda x, y: (x.mean() - y.mean()).abs(), "lower bound"),
-    ("q17", lambda x, y: ((x.sort().values - y.sort().values) ** 2).mean(), "give W2\\^2"),
+    ("q17", _w1_sorted_pairs, "needs equal sizes"),
+    ("q17", _w1_unweighted_gaps, "width of its interval"),
+    ("q17", _w1_squared_gaps, "squaring the differences"),
+    ("q17", _w1_by_scipy, "not with scipy or numpy"),
     ("q18", lambda w: w.abs().max(), "largest weight"),
     ("q18", lambda w: w.abs().sum(), "l1 norm"),
     ("q18", lambda w: (w**2).sum(), "square root"),

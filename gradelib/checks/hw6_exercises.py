@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from gradelib.checks.assertions import (
     assert_close,
     call_student,
+    call_with_gradients,
     fail,
     forbid_autograd,
     to_float64,
@@ -259,11 +260,11 @@ ANSWER_KEYS: dict[str, AnswerKey] = {
             hint="Compare sigmoid(l) and 1 - sigmoid(l) where sigmoid(l) = D(G(z)) is near 0.",
         ),
         AnswerKey(
-            "q17", "number", 0.003436987781897187,
+            "q17", "number", 0.013257033840753139,
             rtol=1e-4,
             hint=(
-                "Sort both samples and average the absolute differences of the sorted "
-                "values."
+                "The samples have 400 and 4,000 values: integrate |F_fours - F_all| over the "
+                "pooled sorted values, each difference times the width of its interval."
             ),
         ),
         AnswerKey(
@@ -963,37 +964,81 @@ def check_q16(q16_answer: object, q16_logit_gradients: Callable) -> None:
     check_answer("q16", q16_answer)
 
 
-def check_q17(q17_answer: object, q17_wasserstein_1d: Callable) -> None:
-    """``q17_wasserstein_1d(x, y)``: ``W1`` between two equal-size 1-D samples.
+def _wasserstein_1d_cdf(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``W1`` between the empirical distributions of ``x`` ``(n,)`` and ``y`` ``(m,)``: the
+    integral of ``|F_x - F_y|``, by quantiles (the check's own form, differentiable in ``x``)."""
+    levels = torch.cat([torch.arange(1, len(x) + 1, dtype=torch.float64) / len(x),
+                        torch.arange(1, len(y) + 1, dtype=torch.float64) / len(y)]).unique()
+    start = torch.cat([levels.new_zeros(1), levels[:-1]])             # (K,) quantile steps
+    qx = x.sort().values[(start * len(x) + 1e-9).floor().long().clamp(max=len(x) - 1)]
+    qy = y.sort().values[(start * len(y) + 1e-9).floor().long().clamp(max=len(y) - 1)]
+    return ((qx - qy).abs() * (levels - start)).sum()
 
-    Case: 200 Gaussian versus 200 skewed points that overlap, float64; the check's value
-    (mean absolute difference of the sorted samples) is compared with
-    ``scipy.stats.wasserstein_distance``. Tolerance: ``rtol=1e-6, atol=1e-9``. Then
-    ``q17_answer``.
+
+def check_q17(q17_answer: object, q17_wasserstein_1d: Callable) -> None:
+    """``q17_wasserstein_1d(x, y)``: ``W1`` between two 1-D samples of any sizes ``(n,)``, ``(m,)``.
+
+    Cases (float64): 200 Gaussian points against 350 skewed ones, and 7 against 7; the
+    check's value (the integral of the quantile functions' difference) is compared with
+    ``scipy.stats.wasserstein_distance``. Tolerance: ``rtol=1e-6, atol=1e-9``. The result
+    must be a torch computation: its gradient with respect to ``x`` (taken where the
+    student's code runs) must equal the check's. Then ``q17_answer``.
     """
     from scipy.stats import wasserstein_distance
 
     name = "q17_wasserstein_1d"
     g = _g(17)
-    x = 1.5 * torch.randn(200, generator=g, dtype=torch.float64) + 0.3
-    y = 3 * torch.rand(200, generator=g, dtype=torch.float64) ** 3 - 0.5
-    got = call_student(name, q17_wasserstein_1d, x.clone(), y.clone())
-    want = (torch.sort(x).values - torch.sort(y).values).abs().mean()
-    assert abs(float(want) - wasserstein_distance(x.numpy(), y.numpy())) < 1e-9
-    squared = ((torch.sort(x).values - torch.sort(y).values) ** 2).mean()
-    assert_close(
-        got, want, function=name, call=f"{name}(x (200,), y (200,))", rtol=1e-6, atol=1e-9,
-        hint="In 1-D the optimal coupling matches the sorted samples: W1 = mean |sort(x) - "
-             "sort(y)|.",
-        known_mistakes={
-            "Sort both samples first: pairing them in their given order is not optimal.":
-                (x - y).abs().mean(),
-            "The difference of the means is only a lower bound on W1.": (x.mean() - y.mean()).abs(),
-            "W1 averages absolute differences; squares give W2^2.": squared,
-            "W1 averages absolute differences; that is W2.": squared.sqrt(),
-        },
-    )
+    cases = [(1.5 * torch.randn(200, generator=g, dtype=torch.float64) + 0.3,
+              3 * torch.rand(350, generator=g, dtype=torch.float64) ** 3 - 0.5),
+             (torch.randn(7, generator=g, dtype=torch.float64),
+              torch.randn(7, generator=g, dtype=torch.float64) + 0.2)]
+    for x, y in cases:
+        n, m = len(x), len(y)
+        got = call_student(name, q17_wasserstein_1d, x.clone(), y.clone())
+        want = _wasserstein_1d_cdf(x, y)
+        assert abs(float(want) - wasserstein_distance(x.numpy(), y.numpy())) < 1e-9
+        k = min(n, m)
+        paired = (torch.sort(x).values[:k] - torch.sort(y).values[:k]).abs().mean()
+        assert_close(
+            got, want, function=name, call=f"{name}(x ({n},), y ({m},))", rtol=1e-6, atol=1e-9,
+            hint="W1 is the area between the two empirical CDFs: sum over consecutive values "
+                 "t_j < t_(j+1) of the pooled sample of |F_x(t_j) - F_y(t_j)| (t_(j+1) - t_j).",
+            known_mistakes={
+                "Sort both samples first: pairing them in their given order is not optimal.":
+                    (x[:k] - y[:k]).abs().mean(),
+                "Matching sorted values one to one needs equal sizes; with n != m, compare "
+                "the CDFs (or the quantile functions) instead of dropping values.": paired,
+                "The difference of the means is only a lower bound on W1.": (x.mean() - y.mean()).abs(),
+                "Weight each CDF difference by the width of its interval, t_(j+1) - t_j.":
+                    _cdf_gaps(x, y).abs().mean(),
+                "W1 integrates |F_x - F_y|; squaring the differences gives another distance.":
+                    _wasserstein_1d_squared_cdf(x, y),
+            },
+        )
+    x, y = cases[0]
+    _, (grad,) = call_with_gradients(name, q17_wasserstein_1d, [x.clone(), y.clone()], wrt=[0])
+    if grad is None:
+        fail(name, "returned a value with no gradient with respect to x.",
+             "Compute W1 with torch operations on x and y (sort, searchsorted, cumulative "
+             "sums), not with scipy or numpy: a WGAN's generator needs its gradient.")
+    reference_x = x.clone().requires_grad_(True)
+    (want_grad,) = torch.autograd.grad(_wasserstein_1d_cdf(reference_x, y), reference_x)
+    assert_close(grad, want_grad, function=name, call=f"the gradient of {name}(x, y) in x",
+                 rtol=1e-6, atol=1e-9,
+                 hint="Each point of x moves W1 by +-1/n: the sign of F_x - F_y just above it.")
     check_answer("q17", q17_answer)
+
+
+def _cdf_gaps(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``F_x(t_j) - F_y(t_j)`` at each value ``t_j`` of the pooled sample but the last."""
+    points = torch.cat([x, y]).sort().values[:-1]
+    return (torch.searchsorted(x.sort().values, points, right=True) / len(x)
+            - torch.searchsorted(y.sort().values, points, right=True) / len(y)).to(x.dtype)
+
+
+def _wasserstein_1d_squared_cdf(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    points = torch.cat([x, y]).sort().values
+    return (_cdf_gaps(x, y) ** 2 * (points[1:] - points[:-1])).sum()
 
 
 def check_q18(q18_answer: object, q18_lipschitz_constant: Callable) -> None:
