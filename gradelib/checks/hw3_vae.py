@@ -331,13 +331,43 @@ class _Holder:
         self.prior = prior
 
 
+EMBEDDING_TYPE = "torch.nn.modules.sparse.Embedding"
+
+
+def _label_embeddings(info: dict, num_classes: int) -> list[str]:
+    """Names of the ``nn.Embedding`` modules outside ``prior`` with ``num_classes`` rows."""
+    return [m["name"] for m in info["modules"]
+            if m["type"] == EMBEDDING_TYPE and m["name"] != "prior"
+            and not m["name"].startswith("prior.")
+            and tuple(m["parameters"].get("weight", ()))[:1] == (num_classes,)]
+
+
+def _perturb_modules(model, names: list[str], seed: int) -> None:
+    """Add seeded noise of scale 0.5 to the floating tensors of the named submodules."""
+    state = model.state_dict()
+    g = make_generator(seed)
+    prefixes = tuple(f"{name}." for name in names)
+    perturbed = {}
+    for key, value in state.items():
+        if key.startswith(prefixes) and isinstance(value, torch.Tensor) and value.is_floating_point():
+            value = value + 0.5 * torch.randn(value.shape, generator=g).to(value.dtype)
+        perturbed[key] = value
+    model.load_state_dict(perturbed)
+
+
 def check_cvae(CVAE: Callable) -> None:  # noqa: N803 - the graded class
-    """``CVAE(latent_dim, num_classes=10)``: shapes of ``encode``, ``decode`` and ``prior``.
+    """``CVAE(latent_dim, num_classes=10)``: shapes of ``encode``, ``decode`` and ``prior``, and labels
+    that enter through a learned embedding.
 
     ``CVAE(4)`` and ``CVAE(3, num_classes=5)``, in eval mode, on binarized test digits:
     ``encode(x, labels)`` gives ``(mu, logvar)``, each ``(B, D)``. ``decode(z, labels)``
     gives logits ``(B, 1, 28, 28)``. The attribute ``prior`` is a submodule with parameters,
-    and ``prior(labels)`` gives ``(mu_p, logvar_p)``, each ``(B, D)``. Everything must be finite.
+    and ``prior(labels)`` gives ``(mu_p, logvar_p)``, each ``(B, D)``. Everything must be
+    finite. Besides the prior's, the model must hold at least one ``nn.Embedding`` with
+    ``num_classes`` rows (the chapter's conditional VAE concatenates a one-hot label
+    instead), and when the weights of those embeddings change (seeded noise of scale 0.5,
+    through ``state_dict``), both the encoder's ``(mu, logvar)`` and the decoder's logits
+    must change (by more than ``1e-6``): the label reaches both networks through them.
     """
     name = "CVAE"
     for latent_dim, kwargs in ((LATENT_DIM, {}), (3, {"num_classes": 5})):
@@ -349,6 +379,16 @@ def check_cvae(CVAE: Callable) -> None:  # noqa: N803 - the graded class
                  "Set self.prior = ConditionalPrior(num_classes, latent_dim) in __init__.")
         if _parameter_count(info, "prior") == 0:
             fail(name, f"{shown}.prior has no parameters: the prior p(z | y) must be learned.")
+        embeddings = _label_embeddings(info, num_classes)
+        if not embeddings:
+            found = [f"{m['name']} ({tuple(m['parameters'].get('weight', ()))})" for m in info["modules"]
+                     if m["type"] == EMBEDDING_TYPE and m["name"] != "prior"
+                     and not m["name"].startswith("prior.")]
+            fail(name, f"{shown} has no nn.Embedding with num_classes = {num_classes} rows besides "
+                 f"the prior's" + (f" (found {', '.join(found)})" if found else "") + ".",
+                 "The label enters the encoder and the decoder through a learned embedding, "
+                 "nn.Embedding(num_classes, ...), not a one-hot vector concatenated to the "
+                 "input (that is the chapter's conditional VAE).")
         model.eval()
         images, labels = _data(6)
         labels = labels % num_classes
@@ -356,6 +396,23 @@ def check_cvae(CVAE: Callable) -> None:  # noqa: N803 - the graded class
         values = model_rate_distortion(model, images, labels, eps, function=name)
         if not bool(torch.isfinite(values["logits"]).all()):
             fail(f"{name}.decode", f"{shown}.decode(z, labels) returned non-finite logits.")
+        z = values["mu"].float() + torch.exp(0.5 * values["logvar"].float()) * eps  # (B, D), as decoded
+        _perturb_modules(model, embeddings, SEED + 8)
+        encoded = _pair(f"{name}.encode", call_student(f"{name}.encode", model.encode, images.clone(),
+                                                       labels.clone()),
+                        "model.encode(x, labels)", (6, latent_dim), "(mu, logvar)")
+        logits = to_float64(call_student(f"{name}.decode", model.decode, z, labels.clone()),
+                            function=f"{name}.decode")
+        listed = ", ".join(embeddings)
+        for part, before, after in (("encode(x, labels)", torch.cat([values["mu"], values["logvar"]], 1),
+                                     torch.cat(encoded, 1)),
+                                    ("decode(z, labels)", values["logits"], logits)):
+            if torch.allclose(before, after.reshape(before.shape), rtol=0.0, atol=1e-6):
+                fail(name, f"{shown}.{part} did not change when the weights of its label "
+                     f"embedding ({listed}) were changed.",
+                     "Feed the label to both the encoder and the decoder through the learned "
+                     "embedding (e.g. its rows scale and shift the hidden units); do not use a "
+                     "one-hot vector.")
 
 
 def _elbo_setup(CVAE: Callable, seed: int):  # noqa: N803
