@@ -22,6 +22,7 @@ from gradelib.checks import assertions
 from gradelib.checks import hw3_vae as checks
 from gradelib.checks.references import hw3_vae as ref
 from gradelib.data import load_mnist
+from gradelib.vae import ConditionalVAE
 
 # --- diag_gaussian_kl ---------------------------------------------------------------------
 
@@ -150,23 +151,57 @@ def test_prior_check_rejects(wrong, message):
 
 
 class SmallCVAE(nn.Module):
-    """Another acceptable design (200 hidden units, a one-hot linear prior)."""
+    """Another acceptable design: 200 hidden units, one learned 16-wide label embedding shared by
+    the encoder and the decoder and concatenated to their inputs, a one-hot linear prior."""
 
-    def __init__(self, latent_dim, num_classes=10, hidden=200):
+    def __init__(self, latent_dim, num_classes=10, hidden=200, width=16):
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
-        self.enc = nn.Sequential(nn.Linear(784 + num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
-        self.dec = nn.Sequential(nn.Linear(latent_dim + num_classes, hidden), nn.ReLU(), nn.Linear(hidden, 784))
+        self.label = nn.Embedding(num_classes, width)
+        self.enc = nn.Sequential(nn.Linear(784 + width, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        self.dec = nn.Sequential(nn.Linear(latent_dim + width, hidden), nn.ReLU(), nn.Linear(hidden, 784))
         self.prior = OneHotPrior(num_classes, latent_dim)
 
     def _y(self, labels):
-        return F.one_hot(labels, self.num_classes).float()
+        return self.label(labels)  # (B, width)
 
     def encode(self, x, labels):
         return tuple(self.enc(torch.cat([x.flatten(1), self._y(labels)], 1)).chunk(2, dim=1))
 
     def decode(self, z, labels):
         return self.dec(torch.cat([z, self._y(labels)], 1)).reshape(-1, 1, 28, 28)
+
+
+class ChapterCVAE(ConditionalVAE):
+    """The chapter's conditional VAE (one-hot label concatenated) with a prior bolted on."""
+
+    def __init__(self, latent_dim, num_classes=10):
+        super().__init__(latent_dim, num_classes)
+        self.prior = ref.ConditionalPrior(num_classes, latent_dim)
+
+
+class UnusedEmbedding(ChapterCVAE):
+    """Declares a label embedding but still feeds the one-hot label."""
+
+    def __init__(self, latent_dim, num_classes=10):
+        super().__init__(latent_dim, num_classes)
+        self.label = nn.Embedding(num_classes, 16)
+
+
+class EncoderOnlyEmbedding(SmallCVAE):
+    """The decoder never sees the label (it gets zeros where the embedding should be)."""
+
+    def decode(self, z, labels):
+        return self.dec(torch.cat([z, torch.zeros(len(z), self.label.embedding_dim)], 1)).reshape(-1, 1, 28, 28)
+
+
+class TenRowEmbedding(ref.CVAE):
+    """Hard-codes ten rows for the label embeddings, whatever num_classes is."""
+
+    def __init__(self, latent_dim, num_classes=10):
+        super().__init__(latent_dim, num_classes)
+        self.encoder_film = nn.Embedding(10, 2 * self.hidden_dim)
+        self.decoder_film = nn.Embedding(10, 2 * self.hidden_dim)
 
 
 class NoPrior(SmallCVAE):
@@ -201,10 +236,17 @@ def test_cvae_check_accepts_reference_and_another_design():
     [
         (NoPrior, "has no submodule named prior"),
         (FixedPrior, r"prior has no parameters: the prior p\(z \| y\) must be learned"),
+        (ChapterCVAE, r"CVAE\(4\) has no nn.Embedding with num_classes = 10 rows besides the prior's"),
+        (UnusedEmbedding, r"CVAE\(4\).encode\(x, labels\) did not change when the weights of its label "
+                          r"embedding \(label\) were changed"),
+        (EncoderOnlyEmbedding, r"CVAE\(4\).decode\(z, labels\) did not change when the weights"),
+        (TenRowEmbedding, r"CVAE\(3, num_classes=5\) has no nn.Embedding with num_classes = 5 rows "
+                          r"besides the prior's \(found encoder_film \(\(10, 800\)\)"),
         (UnsplitEncoder, r"returned Tensor; expected a tuple \(mu, logvar\)"),
         (FlatDecoder, r"returned shape \(6, 784\); expected \(6, 1, 28, 28\)"),
     ],
-    ids=["no-prior", "fixed-prior", "unsplit-encoder", "flat-decoder"],
+    ids=["no-prior", "fixed-prior", "chapter-one-hot", "unused-embedding", "encoder-only",
+         "hard-coded-rows", "unsplit-encoder", "flat-decoder"],
 )
 def test_cvae_check_rejects(wrong, message):
     with pytest.raises(AssertionError, match=message):
@@ -326,8 +368,10 @@ def test_rate_distortion_check_rejects(wrong, message):
 
 
 def _train(model, images, labels, epochs, beta, generator, *, beta_on="kl", freeze_prior=False,
-           align_labels=True, use_beta=True, pixels="sum"):
+           align_labels=True, labels_apart=False, use_beta=True, pixels="sum"):
     """An independent training loop (Adam 2e-3, batches of 100), optionally with one bug."""
+    if labels_apart:  # the labels shuffled once, with their own permutation: pairs broken for good
+        labels = labels[torch.randperm(len(labels), generator=generator)]
     parameters = [p for n, p in model.named_parameters() if not (freeze_prior and n.startswith("prior"))]
     optimizer = torch.optim.Adam(parameters, lr=2e-3)
     history = []
@@ -360,9 +404,17 @@ def test_train_check_accepts_the_reference():
     assert accuracy > checks.SAMPLE_ACCURACY_BAND + 0.1, accuracy  # well inside the band
 
 
-def test_train_check_rejects_labels_not_shuffled_with_the_images(monkeypatch):
+def test_train_check_rejects_labels_shuffled_apart_from_the_images(monkeypatch):
+    # the loss falls (the model learns to ignore the label), so the sample band catches it
     monkeypatch.setattr(checks, "training_time_budget", lambda images, labels: 1e9)
-    with pytest.raises(AssertionError, match=r"labels ([0-4]\d|\d)% of the conditional samples as the requested digit"):
+    with pytest.raises(AssertionError, match=r"labels ([0-3]\d|\d)% of the conditional samples as the requested digit"):
+        checks.check_train_cvae(_loop(labels_apart=True), ref.CVAE)
+
+
+def test_train_check_rejects_labels_not_shuffled_with_the_images(monkeypatch):
+    # pairs drawn anew each epoch: with FiLM the label steers every hidden unit, the loss rises
+    monkeypatch.setattr(checks, "training_time_budget", lambda images, labels: 1e9)
+    with pytest.raises(AssertionError, match="the loss did not decrease"):
         checks.check_train_cvae(_loop(align_labels=False), ref.CVAE)
 
 
