@@ -25,7 +25,8 @@ with all modes, per method and toy).
     uv run python benchmarks/wgan.py --tune [--only grid/wgan_gp]
 
 On two cores, split the runs over two processes, each with one thread and its own output, then
-merge (the merged record recomputes the goals and the table; nothing is trained again):
+merge (each part's settings must be the code's; the merged record keeps each part's commit
+and load, recomputes the goals and the table, and trains nothing):
 
     uv run python benchmarks/wgan.py --only ring/gan ring/mmd ... --output /tmp/a.json
     uv run python benchmarks/wgan.py --only grid/gan ... --output /tmp/b.json
@@ -155,16 +156,24 @@ def main() -> None:
     record = json.loads(output.read_text()) if (args.only and output.exists()) else {}
     if args.merge:
         parts = [json.loads(path.read_text()) for path in args.merge]
-        if len({json.dumps(p["config"], sort_keys=True) for p in parts}) != 1:
-            raise SystemExit("--merge: the records measured different configurations")
-        if len({p["commit"] for p in parts}) != 1:
-            raise SystemExit("--merge: the records measured different commits")
+        for path, part in zip(args.merge, parts):
+            for run_key in part["runs"]:
+                toy_name, key = run_key.split("/")
+                measured = part["config"]["methods"][toy_name][key]
+                if measured != json.loads(json.dumps(
+                        _config_record(wgan.TOY_COMPARISON[toy_name][key]))):
+                    raise SystemExit(f"--merge: {path} measured {run_key} with settings that "
+                                     "are not the code's TOY_COMPARISON")
+            if part["config"]["seeds"] != seeds or part["config"]["every"] != args.every:
+                raise SystemExit(f"--merge: {path} measured other seeds or monitoring")
         record = {"runs": {k: v for p in parts for k, v in p["runs"].items()}}
-        record["merged_from"] = [{"loadavg": p["loadavg"], "methods": sorted(p["runs"]),
-                                  "measured": p.get("measured")} for p in parts]
+        record["merged_from"] = [{"commit": p["commit"], "loadavg": p["loadavg"],
+                                  "methods": sorted(p["runs"]), "measured": p.get("measured")}
+                                 for p in parts]
         args.only = [] if args.only is None else args.only
-    record.update({"benchmark": "wgan", "commit": parts[0]["commit"] if args.merge else _commit(),
-                   "loadavg": parts[0]["loadavg"] if args.merge else list(os.getloadavg()),
+    record.update({"benchmark": "wgan", "commit": _commit(),
+                   "loadavg": (max((p["loadavg"] for p in parts), key=lambda a: a[0])
+                               if args.merge else list(os.getloadavg())),
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     record["config"] = {"samples": SAMPLES, "seeds": seeds, "every": args.every,
                         "budget_seconds": wgan.TOY_BUDGET_SECONDS,

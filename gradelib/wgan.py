@@ -843,25 +843,27 @@ def _mmd(steps: int, **changes) -> ToyMethod:
 
 #: The candidates of the tuning runs, per toy and method (``benchmarks/wgan.py --tune``);
 #: a method with one candidate keeps the settings of its paper or of the GAN chapter.
-#: Measured cost per generator step (CPU ms, one thread, load average 16-23 on 2 cores):
-#: GAN 10.7 (7.9 with 64 units), clipping 13.5, WGAN-GP 38 (23 with 64 units), MMD 52 with
-#: batches of 512 and 14.5 with 256.
+#: Steps: 95 % of the toy's budget at each candidate's cost per generator step, measured on
+#: 200 steps (CPU ms, one thread, 2 cores at load average 2.4-3.3): ring / grid GAN 3.42 /
+#: 3.47, clipping 6.20 / 6.21, WGAN-GP 17.5 / 16.9 (10.2 with 64 units), MMD 34.8 / 32.1
+#: with batches of 512 and 8.84 / 8.43 with 256. The record's CPU seconds show what each
+#: run took.
 TOY_CANDIDATES: dict[str, dict[str, list[ToyMethod]]] = {
     "ring": {
-        "gan": [_gan(5500)],
-        "wgan_clip": [_clip(4400)],
-        "wgan_gp": [_gp(1550)],
-        "mmd": [_mmd(1150), _mmd(4100, batch_size=256)],
+        "gan": [_gan(16600)],
+        "wgan_clip": [_clip(9100)],
+        "wgan_gp": [_gp(3200)],
+        "mmd": [_mmd(1600), _mmd(6400, batch_size=256)],
     },
     "grid": {
-        "gan": [_gan(7400)],
-        "wgan_clip": [_clip(5900)],
+        "gan": [_gan(21800)],
+        "wgan_clip": [_clip(12200)],
         # a two time-scale update rule (Heusel et al., 2017): the generator's step size 10x
         # smaller, so that the critic resolves the grid's 25 narrow modes before the samples
         # move (equal step sizes left a diffuse cloud: 18/25 modes, 1.6 % high quality)
-        "wgan_gp": [_gp(2100, generator_learning_rate=1e-4),
-                    _gp(3400, hidden_dim=64, generator_learning_rate=1e-4)],
-        "mmd": [_mmd(1500), _mmd(5400, batch_size=256)],
+        "wgan_gp": [_gp(4500, generator_learning_rate=1e-4),
+                    _gp(7400, hidden_dim=64, generator_learning_rate=1e-4)],
+        "mmd": [_mmd(2300), _mmd(9000, batch_size=256)],
     },
 }
 
