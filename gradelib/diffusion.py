@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gradelib.validation import require_positive_int, require_tensor
+from gradelib.validation import require_generator, require_positive_int, require_tensor
 
 __all__ = [
     "DiffusionSchedule",
@@ -192,19 +192,13 @@ def ddpm_loss(model: nn.Module, x0: torch.Tensor, schedule: DiffusionSchedule,
         TypeError: ``x0`` not floating, ``generator`` not a ``torch.Generator``.
     """
     require_tensor("x0", x0, floating=True)
-    _require_generator(generator)
+    require_generator("generator", generator)
     batch, steps = len(x0), schedule.num_steps
     t = torch.randint(1, steps + 1, (batch,), generator=generator, device=generator.device)
     eps = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0)
     x_t = q_sample(x0, t.cpu(), schedule, eps)
     predicted = model(x_t, (t.to(x0) / steps))
     return ((eps - predicted) ** 2).flatten(1).sum(1).mean()
-
-
-def _require_generator(generator: object) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-    return generator
 
 
 @torch.no_grad()
@@ -230,7 +224,7 @@ def ancestral_sample(model: nn.Module, x_T: torch.Tensor, schedule: DiffusionSch
         TypeError: ``x_T`` not floating, ``generator`` not a ``torch.Generator``.
     """
     require_tensor("x_T", x_T, floating=True)
-    _require_generator(generator)
+    require_generator("generator", generator)
     betas, alphas, alpha_bars = schedule.betas, schedule.alphas, schedule.alpha_bars
     steps = schedule.num_steps
     x = x_T.clone()
@@ -463,7 +457,7 @@ def train_ddpm(
             tensor nor callable.
     """
     require_positive_int("steps", steps)
-    _require_generator(generator)
+    require_generator("generator", generator)
     if not callable(data):
         require_tensor("data", data, floating=True)
     schedule = DiffusionSchedule.linear(config.num_steps)
@@ -557,7 +551,7 @@ class LatentDDPM(nn.Module):
             TypeError / ValueError: bad ``n``, ``generator`` or ``sampler``.
         """
         require_positive_int("n", n)
-        _require_generator(generator)
+        require_generator("generator", generator)
         if sampler not in ("ancestral", "ddim"):
             raise ValueError(f"sampler must be 'ancestral' or 'ddim', got {sampler!r}")
         self.eval()

@@ -65,18 +65,45 @@ def built_book(tmp_path_factory):
             "log": result.stdout + result.stderr}
 
 
+# ----------------------------------------------------------------------------- the order of the files
+# `make test` hands whole files to its two workers (`--dist loadfile --no-loadscope-reorder`)
+# in collection order, each worker taking the next file when it is nearly done. The heaviest
+# files go first, by the seconds recorded in benchmarks/results/test_times.json (files it does
+# not know go before them), so that no 10-minute file starts last.
+TEST_TIMES = REPO / "benchmarks" / "results" / "test_times.json"
+
+
+def recorded_seconds_per_file() -> dict[str, float]:
+    """``{"tests/test_book.py": 788.9, ...}`` from the last record; empty if there is none."""
+    import json
+
+    try:
+        seconds = json.loads(TEST_TIMES.read_text())["seconds_per_file"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {str(k): float(v) for k, v in seconds.items() if isinstance(v, (int, float))}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    seconds = recorded_seconds_per_file()
+    if seconds:  # a stable sort: each file's tests keep their order
+        items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], float("inf")))
+
+
 # ----------------------------------------------------------------------------- where the time goes
 # `GRADELIB_TEST_TIMES=benchmarks/results/test_times.json make test` records, per test file,
 # the seconds its tests took (setup, call and teardown, summed over both workers), the
 # session's wall time and the machine's load: the figures behind the suite's time budget.
 _TIMES: dict[str, float] = {}
 _SESSION_START: list[float] = []
+_LOAD_START: list[list[float]] = []
 
 
 def pytest_sessionstart(session):
     import time
 
     _SESSION_START.append(time.monotonic())
+    _LOAD_START.append(list(os.getloadavg()))
 
 
 def pytest_runtest_logreport(report):
@@ -94,11 +121,15 @@ def pytest_sessionfinish(session, exitstatus):
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True).stdout.strip()
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(omp) if omp.isdigit() else None
     record = {"commit": commit,
               "config": {"workers": getattr(session.config.option, "numprocesses", None),
                          "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "CI": bool(os.environ.get("CI"))},
-              "loadavg": list(os.getloadavg()), "threads": os.environ.get("OMP_NUM_THREADS"),
+              "loadavg": _LOAD_START[0] if _LOAD_START else list(os.getloadavg()),
+              "loadavg_at_end": list(os.getloadavg()), "threads": threads,
               "exit_status": int(exitstatus),
               "wall_seconds": round(time.monotonic() - _SESSION_START[0], 1) if _SESSION_START else None,
+              **({} if threads else {"note": "OMP_NUM_THREADS was not set: each process used torch's default"}),
               "seconds_per_file": {k: round(v, 1) for k, v in sorted(_TIMES.items(), key=lambda kv: -kv[1])}}
     Path(target).write_text(json.dumps(record, indent=1) + "\n")

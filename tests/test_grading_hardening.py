@@ -193,7 +193,8 @@ def test_kernel_caps_a_25_mb_exception_and_limits_file_size(tmp_path):
         nbformat.v4.new_code_cell("print('never')"),
     ]
     prepare_workdir(tmp_path)
-    limits = Limits(cell_timeout=60, submission_timeout=200, file_bytes=64 * 2**20, work_bytes=200 * 2**20)
+    limits = Limits(cell_timeout=60, submission_timeout=200, output_bytes=100_000, file_bytes=64 * 2**20,
+                    work_bytes=200 * 2**20)
     box = Sandbox.create(tmp_path, limits, "hardening-kernel")
     result = run_in_kernel(nb, box)
     assert result["cells"]["cell 0"] == "error: ValueError" and result["cells"]["cell 2"] == "ok"

@@ -228,6 +228,28 @@ def test_forged_frames_on_the_channel_are_a_fault_not_a_result(tmp_path):
         process.close()
 
 
+def test_a_cell_that_never_ends_is_found_on_the_cell_clock_not_the_run_budget(tmp_path):
+    """A setup cell that blocks the harness's alarm and spins: the trusted side, which hears
+    of each cell as it finishes, ends the process after ``cell_timeout`` + the slack, naming
+    the cell, long before the run's budget (here 300 s) is spent."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    box = Sandbox.create(workdir, Limits(cell_timeout=2), "protocol/spinner", use_bwrap=False,
+                         library=stage_student_library(tmp_path / "library"))
+    process = StudentProcess(box, stage_harness(tmp_path / "harness"))
+    cells = [{"label": "quick", "code": "x = 1"},
+             {"label": "spinner", "code": "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                          "while True:\n    pass"},
+             {"label": "never", "code": "y = 2"}]
+    start = time.monotonic()
+    try:
+        with pytest.raises(StudentProcessFault, match=r"cell spinner did not finish within 12 s"):
+            process.start(cells, 300)
+    finally:
+        process.close()
+    assert time.monotonic() - start < 60, f"the fault came after {time.monotonic() - start:.0f} s"
+
+
 def test_bwrap_sandbox_has_no_checks_and_no_grading(tmp_path):
     """Inside the sandbox, gradelib is the student-facing copy: its checks (and the
     references and answer keys in them) and the grading pipeline do not exist."""

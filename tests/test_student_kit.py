@@ -1,7 +1,8 @@
 """The student kit (``make student-kit``, ``student_kit/build.py``) and homework integrity.
 
 The kit is built into a temporary folder, then installed into a fresh virtual environment
-with ``uv sync --locked --offline``: from uv's cache alone, which ``make install`` filled,
+with ``uv sync --locked --offline``: from uv's cache alone, which ``make test`` filled
+(``make install`` the wheels, ``make kit-cache`` the index pages the kit's lock reads),
 since every package of the kit's lock is a package of the main lock at the same version
 (tested below; JupyterLab is one of them). Every released notebook then runs in a kernel
 of that environment under nbval (``tests/kit_nbval.py`` says what each cell may do):

@@ -233,9 +233,10 @@ class Harness:
         return wire.decode(wire.read_frame(lambda n: os.read(self.read_fd, n), REQUEST_BYTES))
 
     # --- running code
-    def run_cells(self, cells: list[dict], cell_timeout: float) -> list[dict]:
+    def run_cells(self, cells: list[dict], cell_timeout: float, progress=None) -> list[dict]:
+        """Run each cell under ``cell_timeout``; ``progress(index)`` after each one."""
         statuses = []
-        for cell in cells:
+        for index, cell in enumerate(cells):
             start = time.monotonic()
             status = "ok"
             try:
@@ -246,6 +247,8 @@ class Harness:
                 status = f"{type(error).__name__}: {str(error)[:300]}"
             statuses.append({"label": cell["label"], "status": status,
                              "seconds": round(time.monotonic() - start, 3)})
+            if progress is not None:
+                progress(index)
         return statuses
 
     def target(self, request: dict):
@@ -276,7 +279,8 @@ class Harness:
         setup = self.receive()
         torch.set_num_threads(int(setup.get("threads", 1)))
         PUBLIC_PREFIXES[:] = [str(p) for p in setup.get("public_prefixes", [])] or PUBLIC_PREFIXES
-        statuses = self.run_cells(setup.get("cells", []), float(setup.get("cell_timeout", 300)))
+        statuses = self.run_cells(setup.get("cells", []), float(setup.get("cell_timeout", 300)),
+                                  lambda index: self.send({"id": setup.get("id"), "progress": index}))
         self.send({"id": setup.get("id"), "ok": statuses})
         while True:
             try:

@@ -33,6 +33,11 @@ from gradelib.grading.sandbox import Sandbox
 
 HARNESS_FILES = ("harness.py", "wire.py")
 REQUEST_TENSOR_BYTES = 512 * 2**20
+#: How much longer than ``Limits.cell_timeout`` the trusted side waits for a setup cell's
+#: progress frame (the harness's own alarm fires first; student code may block it), and what
+#: the first cell gets on top for the interpreter's start and torch's import under load.
+CELL_SLACK_S = 10.0
+STARTUP_SLACK_S = 60.0
 #: Exception types a student's error keeps its name for (anything else is ``StudentError``).
 BUILTIN_ERRORS = {e.__name__: e for e in (NotImplementedError, ValueError, TypeError, RuntimeError,
                                           IndexError, KeyError, AttributeError, ZeroDivisionError,
@@ -92,9 +97,14 @@ class StudentProcess:
     def start(self, cells: list[dict], deadline_s: float) -> list[dict]:
         """Start the harness, run ``cells`` (``[{"label", "code"}]``); their statuses.
 
+        The harness reports each cell as it finishes (a ``progress`` frame with the cell's
+        index), so a cell that never ends is found after ``cell_timeout`` + ``CELL_SLACK_S``
+        (+ ``STARTUP_SLACK_S`` for the first, which follows the interpreter's start and
+        torch's import), not at the end of ``deadline_s``, the budget of the whole run.
+
         Raises:
-            StudentProcessFault: the cells did not finish within ``deadline_s``, or the
-                process died or replied wrongly.
+            StudentProcessFault: a cell did not finish on that clock, the cells did not
+                finish within ``deadline_s``, or the process died or replied wrongly.
         """
         inside = "/grader/harness.py" if self.sandbox.mode == "bwrap" else str(self.harness_dir / "harness.py")
         cmd = self.sandbox.command([sys.executable, "-I", "-X", "faulthandler", inside],
@@ -103,8 +113,23 @@ class StudentProcess:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env, cwd=str(self.sandbox.workdir),
                                      preexec_fn=self.sandbox.preexec, start_new_session=True, bufsize=0)
-        reply = self._exchange({"op": "setup", "cells": cells, "cell_timeout": self.sandbox.limits.cell_timeout,
-                                "threads": 1, "public_prefixes": list(assertions.PUBLIC_PREFIXES)}, deadline_s)
+        cell_timeout = self.sandbox.limits.cell_timeout
+        request_id = self._send({"op": "setup", "cells": cells, "cell_timeout": cell_timeout,
+                                 "threads": 1, "public_prefixes": list(assertions.PUBLIC_PREFIXES)},
+                                deadline_s)
+        end = time.monotonic() + deadline_s
+        for index, cell in enumerate(cells):
+            wait = cell_timeout + CELL_SLACK_S + (STARTUP_SLACK_S if index == 0 else 0.0)
+            if time.monotonic() + wait >= end:  # the run's budget ends first
+                wait, why = end - time.monotonic(), f"no reply within {deadline_s:g} s"
+            else:
+                why = f"cell {str(cell['label'])[:80]} did not finish within {wait:g} s"
+            progress = self._receive(request_id, max(wait, 0.0), why)
+            if progress.get("progress") != index:
+                self.kill("a setup frame out of order")
+                raise StudentProcessFault("a setup frame that is not the next cell's progress "
+                                          "(forged or out of order)")
+        reply = self._receive(request_id, max(end - time.monotonic(), 1.0), f"no reply within {deadline_s:g} s")
         statuses = reply.get("ok")
         if not isinstance(statuses, list) or len(statuses) != len(cells) or \
                 not all(isinstance(s, dict) and isinstance(s.get("status"), str) for s in statuses):
@@ -139,16 +164,23 @@ class StudentProcess:
 
     # --- one request, one reply
     def _exchange(self, message: dict, deadline_s: float) -> dict:
+        request_id = self._send(message, deadline_s)
+        reply = self._receive(request_id, deadline_s, f"no reply within {deadline_s:g} s")
+        if "progress" in reply:  # only the setup request has progress frames
+            self.kill("a progress frame for a request that has none")
+            raise StudentProcessFault("a reply that does not answer the request it was sent for "
+                                      "(forged or out of order)")
+        return reply
+
+    def _send(self, message: dict, deadline_s: float) -> int:
+        """Write one request frame; its id."""
         if self.dead:
             raise StudentProcessFault(f"the student process is gone ({self.dead})")
         request_id = next(self.ids)
         self.requests += 1
         frame = wire.encode({**message, "id": request_id}, REQUEST_TENSOR_BYTES)
-        deadline = time.monotonic() + deadline_s
         try:
-            self._write(frame, deadline)
-            payload = wire.read_frame(lambda n: self._read(n, deadline), self.reply_bytes)
-            reply = wire.decode(payload)
+            self._write(frame, time.monotonic() + deadline_s)
         except TimeoutError:
             self.kill(f"no reply within {deadline_s:g} s")
             raise StudentProcessFault(f"no reply within {deadline_s:g} s (the process was ended)") from None
@@ -156,11 +188,30 @@ class StudentProcess:
             self.kill("the process ended")
             code = self.proc.returncode if self.proc else None
             raise StudentProcessFault(f"the student process ended (exit code {code})") from None
+        except OSError as error:
+            self.kill(f"malformed reply: {error}")
+            raise StudentProcessFault(f"malformed reply: {str(error)[:200]}") from None
+        return request_id
+
+    def _receive(self, request_id: int, deadline_s: float, timeout_why: str) -> dict:
+        """Read exactly one frame: a reply (``ok`` or ``error``) or a ``progress`` frame of
+        request ``request_id``; anything else ends the process."""
+        deadline = time.monotonic() + deadline_s
+        try:
+            payload = wire.read_frame(lambda n: self._read(n, deadline), self.reply_bytes)
+            reply = wire.decode(payload)
+        except TimeoutError:
+            self.kill(timeout_why)
+            raise StudentProcessFault(f"{timeout_why} (the process was ended)") from None
+        except EOFError:
+            self.kill("the process ended")
+            code = self.proc.returncode if self.proc else None
+            raise StudentProcessFault(f"the student process ended (exit code {code})") from None
         except (wire.WireError, OSError) as error:
             self.kill(f"malformed reply: {error}")
             raise StudentProcessFault(f"malformed reply: {str(error)[:200]}") from None
-        if not isinstance(reply, dict) or reply.get("id") != request_id or \
-                (("ok" in reply) == ("error" in reply)):
+        kinds = sum(key in reply for key in ("ok", "error", "progress")) if isinstance(reply, dict) else 0
+        if not isinstance(reply, dict) or reply.get("id") != request_id or kinds != 1:
             self.kill("a reply that does not answer the request")
             raise StudentProcessFault("a reply that does not answer the request it was sent for "
                                       "(forged or out of order)")

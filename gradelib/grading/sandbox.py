@@ -81,10 +81,13 @@ class Limits:
         submission_timeout: wall-clock seconds for the whole in-kernel run of a submission,
             and again for its verification run.
         output_bytes: text and data kept per cell, error outputs (tracebacks) included; the
-            rest is dropped and the cell's outputs end with a note saying so.
+            rest is dropped, the cell's outputs end with a note saying so, and the
+            submission is flagged. 1 MB: the largest cell of an honest submission is hw4's
+            grid of samples, ~360 kB (tests/test_nbgrader.py keeps every honest cell under
+            half the cap).
         notebook_output_bytes: the same cap for the whole executed notebook (what the
             formgrader and the feedback page render): 5 MB holds this course's figures
-            (~30-60 kB each) many times over.
+            (~30-360 kB each; an honest hw4 notebook ~650 kB) many times over.
         file_bytes: largest file a submission's process may write (``RLIMIT_FSIZE``); a
             larger write fails with ``OSError`` (EFBIG). The course's homework writes no
             file; a saved model of the course's sizes is < 20 MB.
@@ -102,7 +105,7 @@ class Limits:
     cpu_seconds: int = 1800
     cell_timeout: float = 300.0
     submission_timeout: float = 1200.0
-    output_bytes: int = 100_000
+    output_bytes: int = 1_000_000
     notebook_output_bytes: int = 5_000_000
     file_bytes: int = 256 * 2**20
     work_bytes: int = 512 * 2**20

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from gradelib.validation import require_positive_int, require_shape, require_tensor
+from gradelib.validation import require_generator, require_positive_int, require_shape, require_tensor
 
 __all__ = [
     "INIT_SCALE",
@@ -186,8 +186,7 @@ def train_linear_ae(
         raise ValueError(f"k must be at most d = {X.shape[1]}, got {k}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     d = X.shape[1]
     W1 = INIT_SCALE * torch.randn(k, d, generator=generator, dtype=X.dtype).to(X.device)
     W2 = INIT_SCALE * torch.randn(d, k, generator=generator, dtype=X.dtype).to(X.device)
@@ -250,8 +249,7 @@ def mask_noise(x: torch.Tensor, drop_prob: float, generator: torch.Generator) ->
     if isinstance(drop_prob, bool) or not isinstance(drop_prob, (int, float)) \
             or not 0.0 <= drop_prob <= 1.0:
         raise ValueError(f"drop_prob must be a number in [0, 1], got {drop_prob!r}")
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     u = torch.rand(x.shape, generator=generator).to(x.device)  # same shape as x
     return x.masked_fill(u < drop_prob, 0.0)
 
@@ -377,8 +375,7 @@ def train_denoising_autoencoder(
     require_tensor("train_images", train_images, ndim=4, floating=True)
     require_shape("train_images", train_images, (None, 1, 28, 28))
     require_positive_int("epochs", epochs)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     n = len(train_images)

@@ -33,6 +33,7 @@ from torch import nn
 
 from gradelib.pixelcnn import causal_mask
 from gradelib.validation import (
+    require_generator,
     require_binary,
     require_choice,
     require_positive_int,
@@ -266,8 +267,7 @@ def sample(model: nn.Module, n: int, height: int, width: int,
     require_positive_int("n", n)
     require_positive_int("height", height)
     require_positive_int("width", width)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     was_training = model.training
     model.eval()
     try:

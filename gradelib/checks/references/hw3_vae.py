@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradelib.validation import (
+    require_generator,
     require_in_range,
     require_positive_int,
     require_same_shape,
@@ -53,8 +54,7 @@ __all__ = [
 
 
 def _require_generator(generator: object) -> torch.Generator:
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    require_generator("generator", generator)
     return generator
 
 
