@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "autograde_times.json"
 sys.path.insert(0, str(REPO))
 
+import provenance  # noqa: E402 - benchmarks/provenance.py: the record's first keys
 from gradelib.grading.cells import with_solutions  # noqa: E402
 from gradelib.grading.cli import nbgrader, release  # noqa: E402
 from gradelib.grading.pipeline import grade_assignment  # noqa: E402
@@ -80,22 +80,17 @@ def measure(assignment: str) -> dict:
     return figures
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
 def main(assignments: list[str]) -> None:
     import torch  # only for the thread count the kernels will use
 
     assignments = assignments or sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "solutions", "gradelib"))
+    dirty = bool(provenance.git("status", "--porcelain", "--untracked-files=no", "--", "solutions", "gradelib"))
     if dirty:
         print("warning: solutions/ or gradelib/ has uncommitted changes; the record's commit "
               "will not describe the code measured", file=sys.stderr)
     record = {
         "benchmark": "autograde_times",
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": provenance.git("rev-parse", "--short", "HEAD"),
         "config": {"assignments": assignments,
                    "submission": "the released notebook with the solutions filled in, one per assignment",
                    "figures": {"validate": "nbgrader validate of the solution notebook",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,13 +25,10 @@ import jupytext
 import nbclient
 import torch
 
+import provenance  # benchmarks/provenance.py: the record's first keys
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "chapter_times.json"
-
-
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
 def execute(chapter: str) -> float:
@@ -45,13 +41,13 @@ def execute(chapter: str) -> float:
 
 def main(chapters: list[str]) -> None:
     chapters = chapters or sorted(p.stem for p in (REPO / "book").glob("*.md") if p.stem != "intro")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", "book", "gradelib"))
+    dirty = bool(provenance.git("status", "--porcelain", "--untracked-files=no", "--", "book", "gradelib"))
     if dirty:
         print("warning: book/ or gradelib/ has uncommitted changes; the record's commit will "
               "not describe the code measured", file=sys.stderr)
     record = {
         "benchmark": "chapter_times",
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": provenance.git("rev-parse", "--short", "HEAD"),
         "config": {"chapters": chapters, "executor": "nbclient, one fresh python3 kernel per chapter",
                    "uncommitted_changes_in_book_or_gradelib": dirty,
                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),

@@ -44,13 +44,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import provenance  # benchmarks/provenance.py: the record's first keys
 from gradelib import gan
 from gradelib.checks import hw4_gan as checks
 from gradelib.checks.references import hw4_gan as reference
@@ -245,14 +245,8 @@ def _show(label: str, run: dict) -> None:
           f"{run['loadavg_1min_before']})", flush=True)
 
 
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent).stdout.strip()
-
-
 def _record_base(config: dict) -> dict:
-    return {"benchmark": "gan_band", "commit": _commit(), "config": config,
-            "loadavg": [round(v, 2) for v in os.getloadavg()], "threads": torch.get_num_threads(),
+    return {"benchmark": "gan_band", **provenance.record_header(config),
             "constants": {f"gradelib.checks.hw4_gan.{name}": getattr(checks, name) for name in (
                 "TRAINING_STEPS", "MIN_CONFIDENT_SHARE", "MIN_DIGIT_COUNT", "TRAINING_TIME_BUDGET_S",
                 "TRAINING_TIME_FACTOR", "NUM_SAMPLES", "CONFIDENCE")}}
@@ -396,7 +390,11 @@ def main() -> None:
             measure_budgets(args.output or BAND_RESULTS)
         return
     torch.set_num_threads(args.threads)
-    record = {"benchmark": "gan", "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+    header = provenance.record_header({
+        "toys": ["ring", "grid"], "toy_steps": gan.TOY_GAN_STEPS, "seeds": args.seeds,
+        "cgan_steps": args.cgan_steps, "toy_budget_s": TOY_BUDGET_S, "cgan_budget_s": CGAN_BUDGET_S,
+        "cpus": os.cpu_count()})
+    record = {"benchmark": "gan", **header, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "toys": toy_runs(args.seeds), "conditional_mnist": conditional_run(args.cgan_steps)}
     toys, cgan = record["toys"], record["conditional_mnist"]
     record["bars"] = {

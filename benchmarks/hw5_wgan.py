@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+import provenance  # benchmarks/provenance.py: the record's first keys
 from gradelib.checks import hw5_wgan as checks
 from gradelib.checks.references import hw5_wgan as reference
 
@@ -42,11 +43,6 @@ BAND_RESULTS = REPO / "benchmarks" / "results" / "hw5_wgan_band.json"
 TIMES_RESULTS = REPO / "benchmarks" / "results" / "hw5_wgan_times.json"
 NOTEBOOK_BUDGET_S = 90.0
 AUTOGRADE_BUDGET_S = 60.0
-
-
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                          capture_output=True, text=True).stdout.strip()
 
 
 def variant(*, reorder: bool = False, concatenate: bool = False, generator_sign: float = -1.0,
@@ -99,7 +95,7 @@ def variant(*, reorder: bool = False, concatenate: bool = False, generator_sign:
 
 def band(seeds: list[int]) -> None:
     torch.set_num_threads(1)
-    record = {"commit": _commit(), "loadavg": list(os.getloadavg()),
+    record = {"commit": provenance.commit(), "loadavg": list(os.getloadavg()),
               "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "config": {"steps": checks.TRAINING_STEPS, "n_critic": checks.TRAINING_N_CRITIC,
                          "hidden": checks.TRAINING_HIDDEN, "batch_size": reference.BATCH_SIZE,
@@ -160,7 +156,7 @@ def times() -> None:
     import nbclient
     import nbformat
 
-    record = {"commit": _commit(), "loadavg": list(os.getloadavg()),
+    record = {"commit": provenance.commit(), "loadavg": list(os.getloadavg()),
               "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
               "config": {"assignment": "hw5_wgan", "budgets_s": {
                   "solution_notebook": NOTEBOOK_BUDGET_S, "autograde": AUTOGRADE_BUDGET_S}}}

@@ -53,6 +53,7 @@ from pathlib import Path
 
 import torch
 
+import provenance  # benchmarks/provenance.py: the record's first keys
 from gradelib import pixelcnn as pc
 from gradelib.checks import hw2_pixelcnn as hw2
 from gradelib.checks.references import hw2_pixelcnn as ref
@@ -69,14 +70,8 @@ CALIBRATED = ("TEST_BPD_BAND", "TRAINING_TIME_BUDGET_S", "TRAINING_TIME_FACTOR",
               "NOTEBOOK_BATCH_SIZE", "NOTEBOOK_LEARNING_RATE")
 
 
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent, check=True).stdout.strip()
-
-
 def _record(config: dict) -> dict:
-    return {"commit": _commit(), "config": config, "loadavg": [round(v, 2) for v in os.getloadavg()],
-            "threads": torch.get_num_threads()}
+    return provenance.record_header(config)
 
 
 def _write(name: str, record: dict) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+import provenance  # benchmarks/provenance.py: the record's first keys
 from gradelib.data import load_mnist
 from gradelib.device import get_device, make_generator
 from gradelib.vae import REFERENCE_EPOCHS, REFERENCE_LATENT_DIM, evaluate_vae, train_reference_vae
@@ -52,6 +53,10 @@ def main() -> None:
     args.output = args.output or RESULTS
 
     test_images, _ = load_mnist("test", binarized=True)
+    header = provenance.record_header({
+        "model": f"gradelib.vae.VAE({REFERENCE_LATENT_DIM})", "seed": args.seed, "epochs": REFERENCE_EPOCHS,
+        "evaluation": "negative ELBO and -L_k (k = 1, 10, 100) on the 1,000 embedded test digits",
+        "device": str(get_device())})
     wall, cpu = time.perf_counter(), time.process_time()
     model, history = train_reference_vae(args.seed, progress=True)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -64,6 +69,7 @@ def main() -> None:
     gain = bounds["negative_elbo"] - bounds["iwae_100"]
     record = {
         "benchmark": "vae",
+        **header,
         "model": f"gradelib.vae.VAE({REFERENCE_LATENT_DIM}), train_reference_vae(seed={args.seed})",
         "data": "embedded MNIST, fixed threshold 0.5 binarization; 4,000 train / 1,000 test",
         "epochs": REFERENCE_EPOCHS,

@@ -39,13 +39,13 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import provenance  # benchmarks/provenance.py: the record's first keys
 from gradelib import gan, wgan
 from gradelib.data import grid_mixture, ring_mixture
 from gradelib.device import make_generator
@@ -100,11 +100,6 @@ def summarise(runs: list[dict]) -> dict:
             "max_cpu_seconds": max(r["cpu_seconds"] for r in runs)}
 
 
-def _commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
 #: Candidate configurations tried on the tuning seeds (``--tune``), per toy and method. The
 #: steps of each candidate fill the toy's budget at that configuration's cost per step.
 CANDIDATES: dict[str, dict[str, list[wgan.ToyMethod]]] = wgan.TOY_CANDIDATES
@@ -112,7 +107,7 @@ CANDIDATES: dict[str, dict[str, list[wgan.ToyMethod]]] = wgan.TOY_CANDIDATES
 
 def tune(seeds: list[int], every: int, only: list[str] | None, output: Path) -> None:
     record = json.loads(output.read_text()) if output.exists() else {}
-    record.update({"commit": _commit(), "loadavg": list(os.getloadavg()),
+    record.update({"commit": provenance.commit(), "loadavg": list(os.getloadavg()),
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
     record.setdefault("config", {})["seeds"] = seeds
     record["config"]["budget_seconds"] = wgan.TOY_BUDGET_SECONDS
@@ -171,7 +166,7 @@ def main() -> None:
                                   "methods": sorted(p["runs"]), "measured": p.get("measured")}
                                  for p in parts]
         args.only = [] if args.only is None else args.only
-    record.update({"benchmark": "wgan", "commit": _commit(),
+    record.update({"benchmark": "wgan", "commit": provenance.commit(),
                    "loadavg": (max((p["loadavg"] for p in parts), key=lambda a: a[0])
                                if args.merge else list(os.getloadavg())),
                    "threads": torch.get_num_threads(), "cpus": os.cpu_count()})
