@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import torch
-from torchvision.utils import make_grid
 
 from gradelib.validation import require_tensor
 
@@ -32,6 +31,8 @@ def show_images(
         TypeError / ValueError: ``images`` is not a 4-D floating tensor.
     """
     require_tensor("images", images, ndim=4, floating=True)
+    from torchvision.utils import make_grid  # here: torchvision's import costs ~1.5 s, paid only to plot
+
     grid = make_grid(images.detach().cpu().clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
     if ax is None:
         _, ax = plt.subplots(figsize=(nrow * 0.7, max(1, (len(images) + nrow - 1) // nrow) * 0.7))
