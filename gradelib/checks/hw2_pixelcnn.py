@@ -92,9 +92,10 @@ TEST_BPD_BAND = 0.08
 #: The longest accepted wall time of the notebook's training cell (seconds), or, on a slower
 #: or busier machine, this many times the reference's time for the same training,
 #: extrapolated from one epoch on a tenth of the digits timed just before the check. The
-#: suggested training takes 17.2 to 17.5 s of CPU (about its wall time on an idle machine:
-#: one thread), and 86 to 143 s of wall time at a load average of 27 to 33 on 2 cores, where
-#: the calibrated budget was 307 s (benchmarks/results/pixelcnn_colour.json).
+#: suggested training takes 12.0 to 12.6 s on an idle 2-core machine with one thread
+#: (benchmarks/results/pixelcnn_colour.json, load average 1.5), where the budget stays at
+#: 180 s; an earlier run at a load average of 27 to 33 took 86 to 143 s of wall time for
+#: 17.2 to 17.5 s of CPU, and the budget grew to 307 s there.
 TRAINING_TIME_BUDGET_S = 180.0
 TRAINING_TIME_FACTOR = 4.0
 
