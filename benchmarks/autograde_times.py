@@ -84,13 +84,13 @@ def main(assignments: list[str]) -> None:
     import torch  # only for the thread count the kernels will use
 
     assignments = assignments or sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
-    dirty = bool(provenance.git("status", "--porcelain", "--untracked-files=no", "--", "solutions", "gradelib"))
+    dirty = provenance.uncommitted("solutions", "gradelib")
     if dirty:
         print("warning: solutions/ or gradelib/ has uncommitted changes; the record's commit "
               "will not describe the code measured", file=sys.stderr)
     record = {
         "benchmark": "autograde_times",
-        "commit": provenance.git("rev-parse", "--short", "HEAD"),
+        "commit": provenance.commit(),
         "config": {"assignments": assignments,
                    "submission": "the released notebook with the solutions filled in, one per assignment",
                    "figures": {"validate": "nbgrader validate of the solution notebook",

@@ -41,13 +41,13 @@ def execute(chapter: str) -> float:
 
 def main(chapters: list[str]) -> None:
     chapters = chapters or sorted(p.stem for p in (REPO / "book").glob("*.md") if p.stem != "intro")
-    dirty = bool(provenance.git("status", "--porcelain", "--untracked-files=no", "--", "book", "gradelib"))
+    dirty = provenance.uncommitted("book", "gradelib")
     if dirty:
         print("warning: book/ or gradelib/ has uncommitted changes; the record's commit will "
               "not describe the code measured", file=sys.stderr)
     record = {
         "benchmark": "chapter_times",
-        "commit": provenance.git("rev-parse", "--short", "HEAD"),
+        "commit": provenance.commit(),
         "config": {"chapters": chapters, "executor": "nbclient, one fresh python3 kernel per chapter",
                    "uncommitted_changes_in_book_or_gradelib": dirty,
                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),

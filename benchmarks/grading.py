@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ RESULTS = REPO / "benchmarks" / "results" / "grading.json"
 sys.path.insert(0, str(REPO))
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
+import provenance  # noqa: E402 - benchmarks/provenance.py: the record's first keys
 from gradelib.grading.cells import with_solutions  # noqa: E402
 from gradelib.grading.cli import nbgrader, release  # noqa: E402
 from gradelib.grading.pipeline import grade_assignment  # noqa: E402
@@ -75,10 +75,8 @@ def nbgrader_run(root: Path, assignment: str, n: int, threads: str | None) -> fl
 
 
 def main(n: int, assignment: str) -> None:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gradelib", "benchmarks/grading.py"], cwd=REPO,
-                           capture_output=True, text=True).stdout.strip()
+    commit = provenance.commit()
+    dirty = provenance.git("status", "--porcelain", "--", "gradelib", "benchmarks/grading.py")  # untracked too
     record: dict = {"commit": commit + ("-dirty" if dirty else ""), "assignment": assignment, "submissions": n,
                     "cpus": os.cpu_count(), "bwrap": bwrap_status()[0],
                     "loadavg": [round(x, 2) for x in os.getloadavg()],

@@ -95,12 +95,12 @@ def variant(*, reorder: bool = False, concatenate: bool = False, generator_sign:
 
 def band(seeds: list[int]) -> None:
     torch.set_num_threads(1)
-    record = {"commit": provenance.commit(), "loadavg": list(os.getloadavg()),
-              "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-              "config": {"steps": checks.TRAINING_STEPS, "n_critic": checks.TRAINING_N_CRITIC,
-                         "hidden": checks.TRAINING_HIDDEN, "batch_size": reference.BATCH_SIZE,
-                         "learning_rate": reference.LEARNING_RATE, "betas": reference.BETAS,
-                         "samples": 2500, "sliced_projections": 200, "seeds": seeds},
+    record = {**provenance.record_header({
+                  "steps": checks.TRAINING_STEPS, "n_critic": checks.TRAINING_N_CRITIC,
+                  "hidden": checks.TRAINING_HIDDEN, "batch_size": reference.BATCH_SIZE,
+                  "learning_rate": reference.LEARNING_RATE, "betas": reference.BETAS,
+                  "samples": 2500, "sliced_projections": 200, "seeds": seeds}),
+              "cpus": os.cpu_count(),
               "constants": {
                   "gradelib.checks.hw5_wgan.MIN_RING_MODES": checks.MIN_RING_MODES,
                   "gradelib.checks.hw5_wgan.MAX_SLICED_W1": checks.MAX_SLICED_W1,
@@ -156,10 +156,8 @@ def times() -> None:
     import nbclient
     import nbformat
 
-    record = {"commit": provenance.commit(), "loadavg": list(os.getloadavg()),
-              "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
-              "config": {"assignment": "hw5_wgan", "budgets_s": {
-                  "solution_notebook": NOTEBOOK_BUDGET_S, "autograde": AUTOGRADE_BUDGET_S}}}
+    record = provenance.record_header({"assignment": "hw5_wgan", "budgets_s": {
+        "solution_notebook": NOTEBOOK_BUDGET_S, "autograde": AUTOGRADE_BUDGET_S}})
     source = REPO / "solutions" / "hw5_wgan" / "hw5_wgan.ipynb"
     notebook = nbformat.read(source, as_version=4)
     start = time.perf_counter()

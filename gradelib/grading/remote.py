@@ -17,6 +17,7 @@ comparison a check makes happens on plain data in this process.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import select
@@ -167,9 +168,7 @@ class StudentProcess:
         request_id = self._send(message, deadline_s)
         reply = self._receive(request_id, deadline_s, f"no reply within {deadline_s:g} s")
         if "progress" in reply:  # only the setup request has progress frames
-            self.kill("a progress frame for a request that has none")
-            raise StudentProcessFault("a reply that does not answer the request it was sent for "
-                                      "(forged or out of order)")
+            self._out_of_protocol("a progress frame for a request that has none")
         return reply
 
     def _send(self, message: dict, deadline_s: float) -> int:
@@ -179,27 +178,27 @@ class StudentProcess:
         request_id = next(self.ids)
         self.requests += 1
         frame = wire.encode({**message, "id": request_id}, REQUEST_TENSOR_BYTES)
-        try:
+        with self._channel(f"no reply within {deadline_s:g} s"):
             self._write(frame, time.monotonic() + deadline_s)
-        except TimeoutError:
-            self.kill(f"no reply within {deadline_s:g} s")
-            raise StudentProcessFault(f"no reply within {deadline_s:g} s (the process was ended)") from None
-        except EOFError:
-            self.kill("the process ended")
-            code = self.proc.returncode if self.proc else None
-            raise StudentProcessFault(f"the student process ended (exit code {code})") from None
-        except OSError as error:
-            self.kill(f"malformed reply: {error}")
-            raise StudentProcessFault(f"malformed reply: {str(error)[:200]}") from None
         return request_id
 
     def _receive(self, request_id: int, deadline_s: float, timeout_why: str) -> dict:
         """Read exactly one frame: a reply (``ok`` or ``error``) or a ``progress`` frame of
         request ``request_id``; anything else ends the process."""
         deadline = time.monotonic() + deadline_s
+        with self._channel(timeout_why):
+            reply = wire.decode(wire.read_frame(lambda n: self._read(n, deadline), self.reply_bytes))
+        kinds = sum(key in reply for key in ("ok", "error", "progress")) if isinstance(reply, dict) else 0
+        if not isinstance(reply, dict) or reply.get("id") != request_id or kinds != 1:
+            self._out_of_protocol("a reply that does not answer the request")
+        return reply
+
+    @contextlib.contextmanager
+    def _channel(self, timeout_why: str):
+        """A clock run out, the process gone or bytes out of protocol on the channel: the
+        process is ended and the fault raised, saying which."""
         try:
-            payload = wire.read_frame(lambda n: self._read(n, deadline), self.reply_bytes)
-            reply = wire.decode(payload)
+            yield
         except TimeoutError:
             self.kill(timeout_why)
             raise StudentProcessFault(f"{timeout_why} (the process was ended)") from None
@@ -210,12 +209,11 @@ class StudentProcess:
         except (wire.WireError, OSError) as error:
             self.kill(f"malformed reply: {error}")
             raise StudentProcessFault(f"malformed reply: {str(error)[:200]}") from None
-        kinds = sum(key in reply for key in ("ok", "error", "progress")) if isinstance(reply, dict) else 0
-        if not isinstance(reply, dict) or reply.get("id") != request_id or kinds != 1:
-            self.kill("a reply that does not answer the request")
-            raise StudentProcessFault("a reply that does not answer the request it was sent for "
-                                      "(forged or out of order)")
-        return reply
+
+    def _out_of_protocol(self, why: str):
+        self.kill(why)
+        raise StudentProcessFault("a reply that does not answer the request it was sent for "
+                                  "(forged or out of order)")
 
     def _write(self, data: bytes, deadline: float) -> None:
         fd = self.proc.stdin.fileno()

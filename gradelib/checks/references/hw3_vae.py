@@ -53,11 +53,6 @@ __all__ = [
 ]
 
 
-def _require_generator(generator: object) -> torch.Generator:
-    require_generator("generator", generator)
-    return generator
-
-
 def _require_labels(labels: object, batch: int, num_classes: int | None = None) -> None:
     require_tensor("labels", labels, ndim=1, floating=False)
     require_shape("labels", labels, (batch,))
@@ -312,7 +307,7 @@ def train_cvae(
     _require_labels(labels, len(images))
     require_positive_int("epochs", epochs)
     beta = _require_beta(beta)
-    _require_generator(generator)
+    require_generator("generator", generator)
     device = next(model.parameters()).device
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     n = len(images)
@@ -361,7 +356,7 @@ def rate_distortion(
     """
     _require_images("images", images)
     _require_labels(labels, len(images))
-    _require_generator(generator)
+    require_generator("generator", generator)
     mu, logvar = model.encode(images, labels)  # (B, D) each
     mu_p, logvar_p = model.prior(labels)
     eps = torch.randn(mu.shape, generator=generator).to(mu)  # (B, D)
