@@ -304,8 +304,9 @@ def check_dcgan_generator(DCGANGenerator: Callable) -> None:  # noqa: N803 - the
         if kinds.count("ConvTranspose2d") < 2:
             fail(name, f"{what} has {kinds.count('ConvTranspose2d')} nn.ConvTranspose2d "
                  f"layer(s); its layers are {kinds}.",
-                 "Grow 7x7 maps to 14x14 and 28x28 with nn.ConvTranspose2d(kernel_size=4, "
-                 "stride=2, padding=1). " + _ARCH_HINT)
+                 "Grow the 4x4 projection of the noise to 7x7 with nn.ConvTranspose2d("
+                 "kernel_size=3, stride=2, padding=1), then to 14x14 and 28x28 with "
+                 "kernel_size=4, stride=2, padding=1. " + _ARCH_HINT)
         if "BatchNorm2d" not in kinds or "ReLU" not in kinds:
             fail(name, f"{what} lacks nn.BatchNorm2d or nn.ReLU layers; its layers are {kinds}.",
                  "DCGAN's generator uses batch normalisation and ReLU after every layer but "
@@ -382,7 +383,8 @@ def check_dcgan_discriminator(DCGANDiscriminator: Callable) -> None:  # noqa: N8
     if len(strided) < 2:
         fail(name, f"{what} has {len(strided)} nn.Conv2d layer(s) of stride 2; its layers are "
              f"{kinds}.", "Downsample 28 -> 14 -> 7 with nn.Conv2d(kernel_size=4, stride=2, "
-             "padding=1) (strided convolutions replace pooling). " + _ARCH_HINT)
+             "padding=1), then 7 -> 4 with kernel_size=3 (strided convolutions replace "
+             "pooling). " + _ARCH_HINT)
     if "Sigmoid" in kinds:
         fail(name, f"{what} has an nn.Sigmoid layer.",
              "Return raw scores: the non-saturating loss takes logits (the sigmoid is inside "

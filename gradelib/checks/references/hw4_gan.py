@@ -12,9 +12,10 @@ discriminator is a stack of *strided* convolutions (no pooling) with LeakyReLU o
 batch normalisation everywhere except on its input layer, and a single logit per image. All
 weights start from ``N(0, 0.02)`` (§4, "Details of adversarial training"). On 28x28 digits:
 
-    G: z (B, D) -> (B, D, 1, 1) -ConvT 7-> (B, 2w, 7, 7) -ConvT 4/2-> (B, w, 14, 14)
-          -ConvT 4/2-> (B, 1, 28, 28) -tanh->
-    D: x (B, 1, 28, 28) -Conv 4/2-> (B, w, 14, 14) -Conv 4/2-> (B, 2w, 7, 7) -Conv 7-> (B,)
+    G: z (B, D) -> (B, D, 1, 1) -ConvT 4-> (B, 4w, 4, 4) -ConvT 3/2-> (B, 2w, 7, 7)
+          -ConvT 4/2-> (B, w, 14, 14) -ConvT 4/2-> (B, 1, 28, 28) -tanh->
+    D: x (B, 1, 28, 28) -Conv 4/2-> (B, w, 14, 14) -Conv 4/2-> (B, 2w, 7, 7)
+          -Conv 3/2-> (B, 4w, 4, 4) -Conv 4-> (B,)
 
 **LSGAN** (Mao et al., 2017): the discriminator regresses real samples onto ``b`` and fakes
 onto ``a`` with squared errors, and the generator pulls its samples' scores to ``c``
@@ -71,18 +72,21 @@ INIT_STD = 0.02
 class DCGANGenerator(nn.Module):
     """DCGAN generator for 28x28 digits: ``(B, latent_dim)`` noise to ``(B, 1, 28, 28)`` in [-1, 1].
 
-    Three transposed convolutions (Radford et al., 2016, Fig. 1, scaled down to MNIST): a
-    7x7 "projection" of the ``(B, D, 1, 1)`` noise to ``2 * width`` maps of 7x7, then two
-    4x4 transposed convolutions of stride 2 to 14x14 (``width`` maps) and 28x28 (one map).
-    Batch normalisation and ReLU follow the first two; the last has a bias and a ``tanh``
-    and no batch normalisation (DCGAN's guideline for the output layer). The convolutions
-    followed by batch normalisation have no bias (it would be cancelled by the
-    normalisation's mean).
+    Four transposed convolutions, DCGAN's Fig. 1 scaled down to MNIST (Radford et al.,
+    2016): a 4x4 "projection" of the ``(B, D, 1, 1)`` noise to ``4 * width`` maps of 4x4,
+    then transposed convolutions of stride 2 to 7x7 (``2 * width`` maps; kernel 3, so that
+    4 grows to 7), 14x14 (``width`` maps) and 28x28 (one map; kernel 4). Batch
+    normalisation and ReLU follow all but the last; the last has a bias and a ``tanh`` and no
+    batch normalisation (DCGAN's guideline for the output layer). The convolutions followed
+    by batch normalisation have no bias (it would be cancelled by the normalisation's mean).
+    The 4x4 stage is what the homework's design adds to the plainer 7x7-projection DCGAN:
+    on this machine it lifts the share of confidently labelled samples after 120 s of
+    training from about 48 % to over 60 % (``benchmarks/results/gan_band.json``, "goal").
 
     Args:
         latent_dim: size ``D`` of the noise, stored as ``self.latent_dim``.
-        width: channels of the 14x14 layer (the 7x7 layer has twice as many). 32 is the
-            "32/64-channel" DCGAN of the homework, sized for a 2-core CPU.
+        width: channels of the 14x14 layer (the 7x7 layer has twice as many, the 4x4 layer
+            four times). 32 (128/64/32 channels) is sized for a 2-core CPU.
 
     Raises:
         TypeError / ValueError: ``latent_dim`` or ``width`` is not a positive int.
@@ -93,7 +97,11 @@ class DCGANGenerator(nn.Module):
         self.latent_dim = require_positive_int("latent_dim", latent_dim)
         require_positive_int("width", width)
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(latent_dim, 2 * width, kernel_size=7, bias=False),  # (B, 2w, 7, 7)
+            nn.ConvTranspose2d(latent_dim, 4 * width, kernel_size=4, bias=False),  # (B, 4w, 4, 4)
+            nn.BatchNorm2d(4 * width),
+            nn.ReLU(),
+            nn.ConvTranspose2d(4 * width, 2 * width, kernel_size=3, stride=2, padding=1,
+                               bias=False),  # (B, 2w, 7, 7)
             nn.BatchNorm2d(2 * width),
             nn.ReLU(),
             nn.ConvTranspose2d(2 * width, width, kernel_size=4, stride=2, padding=1,
@@ -118,13 +126,15 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator for 28x28 digits: ``(B, 1, 28, 28)`` images to ``(B,)`` logits.
 
-    Two 4x4 convolutions of stride 2 (28 -> 14 -> 7; strided convolutions instead of
-    pooling, Radford et al., 2016, §3) with LeakyReLU(0.2), batch normalisation on the
-    second only (never on the input layer), and a 7x7 convolution to one raw score per
-    image: a logit for the non-saturating loss, the least-squares score ``D(x)`` for LSGAN.
+    The generator's mirror: three strided convolutions (strided convolutions instead of
+    pooling, Radford et al., 2016, §3), 28 -> 14 -> 7 (kernel 4) -> 4 (kernel 3), each with
+    LeakyReLU(0.2), batch normalisation on all but the first (never on the input layer), and
+    a 4x4 convolution to one raw score per image: a logit for the non-saturating loss, the
+    least-squares score ``D(x)`` for LSGAN.
 
     Args:
-        width: channels of the first layer (the second has twice as many).
+        width: channels of the first layer (the second has twice as many, the third four
+            times).
 
     Raises:
         TypeError / ValueError: ``width`` is not a positive int.
@@ -140,7 +150,11 @@ class DCGANDiscriminator(nn.Module):
                       bias=False),  # (B, 2w, 7, 7)
             nn.BatchNorm2d(2 * width),
             nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * width, 1, kernel_size=7),  # (B, 1, 1, 1)
+            nn.Conv2d(2 * width, 4 * width, kernel_size=3, stride=2, padding=1,
+                      bias=False),  # (B, 4w, 4, 4)
+            nn.BatchNorm2d(4 * width),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * width, 1, kernel_size=4),  # (B, 1, 1, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
