@@ -267,11 +267,13 @@ def judged_run(train, loss: str, steps: int, seed: int, networks=REFERENCE_NETWO
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     quality = checks.sample_quality(generator, seed=seed + 1)
     passes = (quality["confident_share"] >= checks.MIN_CONFIDENT_SHARE
-              and min(quality["digit_counts"]) >= checks.MIN_DIGIT_COUNT)
+              and min(quality["digit_counts"]) >= checks.MIN_DIGIT_COUNT
+              and quality["background_share"] >= checks.MIN_BACKGROUND_SHARE)
     return {"loss": loss, "seed": seed, "steps": steps,
             "confident_share": round(quality["confident_share"], 4),
             "digit_counts": quality["digit_counts"],
-            "confident_counts": quality["confident_counts"], "passes_band": passes,
+            "confident_counts": quality["confident_counts"],
+            "background_share": round(quality["background_share"], 4), "passes_band": passes,
             "train_seconds": round(seconds, 1), "ms_per_step": round(1000 * seconds / steps, 1),
             "train_cpu_seconds": round(cpu, 1),
             "loadavg_1min_before": round(load, 2)}
@@ -280,7 +282,7 @@ def judged_run(train, loss: str, steps: int, seed: int, networks=REFERENCE_NETWO
 def _show(label: str, run: dict) -> None:
     print(f"{label:>64} [{run['loss']:>13}, seed {run['seed']}]: "
           f"{100 * run['confident_share']:5.1f}% confident, top labels {run['digit_counts']}, "
-          f"confident {run['confident_counts']}, "
+          f"confident {run['confident_counts']}, background {100 * run['background_share']:.0f}%, "
           f"{'PASS' if run['passes_band'] else 'FAIL'}; {run['steps']} steps in "
           f"{run['train_seconds']} s ({run['ms_per_step']} ms/step, load "
           f"{run['loadavg_1min_before']})", flush=True)
@@ -289,7 +291,8 @@ def _show(label: str, run: dict) -> None:
 def _record_base(config: dict) -> dict:
     return {"benchmark": "gan_band", **provenance.record_header(config),
             "constants": {f"gradelib.checks.hw4_gan.{name}": getattr(checks, name) for name in (
-                "TRAINING_STEPS", "MIN_CONFIDENT_SHARE", "MIN_DIGIT_COUNT", "TRAINING_TIME_BUDGET_S",
+                "TRAINING_STEPS", "MIN_CONFIDENT_SHARE", "MIN_DIGIT_COUNT", "MIN_BACKGROUND_SHARE",
+                "TRAINING_TIME_BUDGET_S",
                 "TRAINING_TIME_FACTOR", "NUM_SAMPLES", "CONFIDENCE")}}
 
 
@@ -319,7 +322,7 @@ def calibrate_band(output: Path, seeds: int) -> None:
                            "samples": checks.NUM_SAMPLES, "confidence": checks.CONFIDENCE,
                            "reference": reference.DCGANTrainingConfig().__dict__,
                            "networks": "reference DCGANGenerator(64) / DCGANDiscriminator(), "
-                                       "width 32 (64 channels at 7x7)"})
+                                       "width 32 (128, 64, 32 channels at 4x4, 7x7, 14x14)"})
     runs: dict[str, list] = {}
     for loss in reference.LOSSES:
         for i in range(seeds):

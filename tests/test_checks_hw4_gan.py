@@ -384,6 +384,19 @@ def test_lsgan_training_check_rejects_swapped_targets():
         checks.check_train_dcgan_lsgan(_lsgan_targets_swapped, *ARGS)
 
 
+def _digits_left_in_unit_range(generator, discriminator, images, steps, loss, generator_rng):
+    """The reference loop fed digits in [0, 1] (it rescales them with 2x - 1: undo that)."""
+    return reference.train_dcgan(generator, discriminator, (images + 1) / 2, steps, loss,
+                                 generator_rng)
+
+
+def test_training_check_rejects_digits_left_in_the_unit_range():
+    """Trained on data in [0, 1], the 4x4 DCGAN can reach the share and digit bars
+    (``gan_band.json``): the samples' background, near 0 instead of -1, fails it."""
+    with pytest.raises(AssertionError, match="(?s)pixels are below -0.5.*2 \\* images - 1"):
+        checks.check_train_dcgan_nonsaturating(_digits_left_in_unit_range, *ARGS)
+
+
 def test_training_check_rejects_too_few_steps(monkeypatch):
     """At a tenth of the steps the reference's samples are below the band."""
     monkeypatch.setattr(checks, "TRAINING_STEPS", 40)
