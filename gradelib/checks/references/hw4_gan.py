@@ -80,10 +80,10 @@ class DCGANGenerator(nn.Module):
     batch normalisation (DCGAN's guideline for the output layer). The convolutions followed
     by batch normalisation have no bias (it would be cancelled by the normalisation's mean).
     The 4x4 stage (and its mirror in :class:`DCGANDiscriminator`) is what the homework's
-    design adds to the plainer 7x7-projection DCGAN: on this machine, after about 110 s of
-    training on one thread, it lifts the share of confidently labelled samples from 45-46 %
-    to 53-58 % (four runs, both losses; ``benchmarks/results/gan_band.json``, "goal"),
-    though each step costs about 50 % more.
+    design adds to the plainer 7x7-projection DCGAN: on this machine, within 120 s of
+    training on one thread, it lifts the share of confidently labelled samples from 46-49 %
+    to 54-57 % (both losses; ``benchmarks/results/gan_band.json``, "goal"), though each
+    step costs about 50 % more. The issue's goal, 60 %, is not reached yet.
 
     Args:
         latent_dim: size ``D`` of the noise, stored as ``self.latent_dim``.
