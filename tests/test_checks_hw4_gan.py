@@ -394,8 +394,9 @@ def test_training_check_rejects_digits_left_in_the_unit_range():
     """Trained on data in [0, 1], the 4x4 DCGAN can reach the share and digit bars (the
     band's seeding: ``gan_band.json``); then the samples' background, near 0 instead of -1,
     fails it. With the check's own seeding the run misses the digit bar first."""
-    with pytest.raises(AssertionError, match="after 500 steps with loss='nonsaturating', (only "
-                                             ".* pixels are below -0.5|the course's digit)"):
+    with pytest.raises(AssertionError, match=f"after {checks.TRAINING_STEPS} steps with "
+                                             "loss='nonsaturating', (only .* pixels are below "
+                                             "-0.5|the course's digit)"):
         checks.check_train_dcgan_nonsaturating(_digits_left_in_unit_range, *ARGS)
 
 
